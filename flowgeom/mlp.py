@@ -1,0 +1,757 @@
+r"""Smooth multilayer perceptrons with squared loss: exact gradients and Hessian-vector products.
+
+An MLP with H hidden layers and widths :math:`(d_0, d_1, \dots, d_{H+1})`, :math:`d_0 = d_x`,
+:math:`d_{H+1} = d_y`, has weights :math:`W_j \in \mathbb{R}^{d_j\times d_{j-1}}` (the layer
+convention of :class:`flowgeom.networks.DeepLinearNetwork`) and, optionally, biases
+:math:`b_j \in \mathbb{R}^{d_j}`. On data :math:`X \in \mathbb{R}^{d_x\times m}` it computes
+
+.. math::
+
+    A_0 = X, \qquad Z_j = W_j A_{j-1} + b_j \mathbf 1^T, \qquad
+    A_j = \sigma(Z_j)\ (j = 1..H), \qquad f(X) = Z_{H+1},
+
+with the activation :math:`\sigma` applied at hidden layers only (the output layer is linear),
+and its loss on targets :math:`Y \in \mathbb{R}^{d_y\times m}` is
+
+.. math:: L(\theta) = \tfrac12 \|Y - f(X)\|_F^2 .
+
+The gradient is backpropagation, :math:`\Delta_{H+1} = f(X) - Y`,
+:math:`\Delta_{j} = (W_{j+1}^T \Delta_{j+1}) \odot \sigma'(Z_j)`,
+:math:`\nabla_{W_j} L = \Delta_j A_{j-1}^T`, :math:`\nabla_{b_j} L = \Delta_j \mathbf 1`.
+The Hessian-vector product is Pearlmutter's R-operator: the directional derivative
+:math:`\mathcal R\{\cdot\} = \tfrac{d}{d\epsilon}(\cdot)(\theta + \epsilon v)|_{\epsilon=0}` pushed
+forward through the forward pass and then through the backward pass (forward-over-reverse),
+which is exact to round-off.
+
+Every method accepts complex ``theta`` and uses no conjugation and no ``abs`` on analytic
+quantities, so complex-step differentiation (:math:`\operatorname{Im} F(\theta + i h v)/h`,
+:math:`h = 10^{-30}`) of :meth:`MLP.loss` and :meth:`MLP.grad` is exact to round-off; the
+tests use it as the independent reference.
+
+References
+----------
+B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation 6 (1994).
+H. J. Sussmann, "Uniqueness of the weights for minimal feedforward nets with a given
+input-output map", Neural Networks 5 (1992).
+K. Fukumizu and S. Amari, "Local minima and plateaus in hierarchical structures of
+multilayer perceptrons", Neural Networks 13 (2000).
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ._types import FloatArray, Params
+from .models import check_params, hessian_from_hvp
+from .networks import validate_widths
+
+__all__ = ["MLP", "ACTIVATIONS", "TeacherStudent", "teacher_student"]
+
+ACTIVATIONS = ("tanh", "softplus", "sigmoid", "linear")
+"""Names of the built-in activations (all analytic, so complex-step differentiation is exact)."""
+
+# Entries whose magnitude is at most this decide nothing in `canonicalize` (sign choice and
+# ordering): below it a value is treated as zero, so round-off cannot flip a sign choice.
+CANONICAL_ATOL = 1e-8
+
+
+def _mT(A):
+    """Transpose of the last two axes (no conjugation, so complex-step stays valid)."""
+    return np.swapaxes(A, -1, -2)
+
+
+def _stable_sigmoid_parts(z):
+    """Return (s, e) with e = exp(-|Re z|-ish) for overflow-free sigmoid/softplus.
+
+    ``s`` is +1 where Re z >= 0 and -1 elsewhere (piecewise constant, so the formulas that
+    use it are analytic in z on each piece and complex-step differentiation stays exact);
+    ``e = exp(-s z)`` has modulus <= 1.
+    """
+    s = np.where(np.real(z) >= 0, 1.0, -1.0)
+    return s, np.exp(-s * z)
+
+
+def _activation(name: str, z, order: int):
+    r"""Return :math:`(\sigma(z), \sigma'(z), \sigma''(z))` up to ``order`` (0, 1 or 2)."""
+    if name == "tanh":
+        t = np.tanh(z)
+        if order == 0:
+            return (t,)
+        d1 = 1.0 - t * t
+        return (t, d1) if order == 1 else (t, d1, -2.0 * t * d1)
+    if name == "linear":
+        if order == 0:
+            return (z,)
+        one = np.ones_like(z)
+        return (z, one) if order == 1 else (z, one, np.zeros_like(z))
+    s, e = _stable_sigmoid_parts(z)
+    pos = s > 0
+    # sigmoid(z) = 1/(1+e^{-z}) = e^{z}/(1+e^{z}); choose the form whose exponential is <= 1.
+    sig = np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
+    dsig = sig * (1.0 - sig)
+    if name == "sigmoid":
+        if order == 0:
+            return (sig,)
+        return (sig, dsig) if order == 1 else (sig, dsig, dsig * (1.0 - 2.0 * sig))
+    if name == "softplus":
+        # softplus(z) = log(1 + e^z) = max-part + log1p(e^{-|z|}), written analytically per piece.
+        sp = np.where(pos, z, 0.0) + np.log1p(e)
+        if order == 0:
+            return (sp,)
+        return (sp, sig) if order == 1 else (sp, sig, dsig)
+    raise AssertionError(name)  # validated in MLP.__post_init__
+
+
+@dataclass(frozen=True, eq=False)
+class MLP:
+    r"""Squared loss of a multilayer perceptron, :math:`L(\theta) = \tfrac12\|Y - f_\theta(X)\|_F^2`.
+
+    Satisfies the :class:`flowgeom.models.Model` protocol (batched over leading axes of theta).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``(d_x, d_1, ..., d_H, d_y)``, H = len(widths) - 2 >= 1 hidden layers.
+    X : array_like, shape (d_x, m)
+        Inputs as columns.
+    Y : array_like, shape (d_y, m)
+        Targets as columns.
+    activation : {"tanh", "softplus", "sigmoid", "linear"}, default "tanh"
+        :math:`\sigma`, applied elementwise at the hidden layers only (the output is linear).
+        ``"linear"`` gives the deep linear network :math:`f(X) = W_{H+1}\cdots W_1 X`.
+    bias : bool, default False
+        Whether each layer j = 1..H+1 has a bias :math:`b_j \in \mathbb{R}^{d_j}`.
+
+    Notes
+    -----
+    **Packing.** ``theta = concat(W_1.ravel(), [b_1], W_2.ravel(), [b_2], ..., W_{H+1}.ravel(),
+    [b_{H+1}])``: layer by layer, W_1 first, each matrix row-major, each layer's bias (when
+    ``bias=True``) right after its weight matrix. Without biases this is exactly the packing of
+    :class:`~flowgeom.networks.DeepLinearNetwork`.
+
+    **Conserved quantities.** Gradient-flow conservation laws that hold for every data set come
+    from continuous symmetries of :math:`\theta \mapsto f_\theta` (Marcotte, Gribonval & Peyré,
+    2023). For ``"linear"`` the group :math:`W_j \mapsto G W_j`, :math:`b_j \mapsto G b_j`,
+    :math:`W_{j+1} \mapsto W_{j+1} G^{-1}` gives the invariants
+    :math:`C_j = W_{j+1}^T W_{j+1} - W_j W_j^T - b_j b_j^T` (Lemma 1 of the paper when there
+    are no biases), returned by :meth:`conserved`. tanh, softplus and sigmoid are not
+    homogeneous (the layer-norm differences conserved for ReLU are not conserved here) and
+    their networks have only finitely many symmetries, hidden-unit permutations and sign flips
+    (Sussmann 1992); the span of :math:`\{\nabla_\theta f_\theta(x)_k\}` over inputs x is then
+    the whole parameter space at generic :math:`\theta` (tested), which rules out any
+    data-independent conservation law: :meth:`conserved` returns an empty ``(..., 0)`` array.
+
+    **Symmetries** (used by :meth:`canonicalize` and :meth:`orbit_distance`): permuting the
+    units of a hidden layer (rows of :math:`W_j, b_j` and columns of :math:`W_{j+1}`); for odd
+    activations (tanh, linear), flipping the sign of a unit's incoming weights, bias and outgoing
+    weights; for sigmoid *with* biases, the same flip plus :math:`b_{j+1} \mathrel{+}= W_{j+1}[:, k]`
+    (because :math:`\sigma(-z) = 1 - \sigma(z)`). softplus (and sigmoid without biases) has
+    permutations only. For ``"linear"`` the full symmetry group is :math:`GL(d_j)` per layer;
+    only its permutation-and-sign subgroup is used here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from flowgeom.mlp import MLP
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((3, 10)), rng.standard_normal((2, 10))
+    >>> net = MLP((3, 4, 2), X, Y, activation="tanh")
+    >>> net.n_params
+    20
+    >>> bool(np.isclose(net.loss(np.zeros(net.n_params)), 0.5 * np.sum(Y**2)))
+    True
+    """
+
+    widths: tuple[int, ...]
+    X: FloatArray
+    Y: FloatArray
+    _: KW_ONLY
+    activation: Literal["tanh", "softplus", "sigmoid", "linear"] = "tanh"
+    bias: bool = False
+    _shapes: tuple[tuple[int, int], ...] = field(init=False, repr=False)
+    _w_slices: tuple[slice, ...] = field(init=False, repr=False)
+    _b_slices: tuple[slice, ...] = field(init=False, repr=False)
+    _n: int = field(init=False, repr=False)
+
+    def __post_init__(self):
+        w = validate_widths(self.widths)
+        object.__setattr__(self, "widths", w)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {ACTIVATIONS}; got {self.activation!r}."
+            )
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise TypeError(f"`bias` must be True or False; got {self.bias!r}.")
+        object.__setattr__(self, "bias", bool(self.bias))
+        arrays = {}
+        for name, A, d in (("X", self.X, w[0]), ("Y", self.Y, w[-1])):
+            A = np.array(A, dtype=np.float64)
+            if A.ndim != 2:
+                raise ValueError(
+                    f"`{name}` must be 2-D with samples as columns, shape (d, m); got shape {A.shape}."
+                )
+            if A.shape[1] == 0:
+                raise ValueError(f"`{name}` is empty (shape {A.shape}); pass at least one sample.")
+            if A.shape[0] != d:
+                raise ValueError(
+                    f"`{name}` must have {d} rows to match `widths` {w} (d_x first, d_y last); "
+                    f"got shape {A.shape}. If samples are rows, pass {name}.T."
+                )
+            if not np.all(np.isfinite(A)):
+                raise ValueError(f"`{name}` contains NaN or inf; remove or impute those samples.")
+            A.setflags(write=False)
+            arrays[name] = A
+        if arrays["X"].shape[1] != arrays["Y"].shape[1]:
+            raise ValueError(
+                f"`X` and `Y` must have the same number of samples (columns); got "
+                f"{arrays['X'].shape[1]} and {arrays['Y'].shape[1]}."
+            )
+        object.__setattr__(self, "X", arrays["X"])
+        object.__setattr__(self, "Y", arrays["Y"])
+        shapes = tuple((w[j + 1], w[j]) for j in range(len(w) - 1))
+        ws, bs = [], []
+        off = 0
+        for a, b in shapes:
+            ws.append(slice(off, off + a * b))
+            off += a * b
+            if self.bias:
+                bs.append(slice(off, off + a))
+                off += a
+        object.__setattr__(self, "_shapes", shapes)
+        object.__setattr__(self, "_w_slices", tuple(ws))
+        object.__setattr__(self, "_b_slices", tuple(bs))
+        object.__setattr__(self, "_n", off)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_params(self) -> int:
+        r"""Dimension n of theta: :math:`\sum_j d_j d_{j-1}` (+ :math:`\sum_j d_j` with biases)."""
+        return self._n
+
+    @property
+    def depth_H(self) -> int:
+        """Number of hidden layers H."""
+        return len(self.widths) - 2
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight matrices, H + 1."""
+        return len(self.widths) - 1
+
+    @property
+    def n_samples(self) -> int:
+        """m, the number of data columns."""
+        return int(self.X.shape[1])
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int], ...]:
+        """Shapes ``(d_j, d_{j-1})`` of W_1 .. W_{H+1}."""
+        return self._shapes
+
+    @property
+    def odd(self) -> bool:
+        """Whether sigma is odd (tanh, linear): then hidden-unit sign flips are symmetries."""
+        return self.activation in ("tanh", "linear")
+
+    @property
+    def has_sign_flips(self) -> bool:
+        """Whether hidden-unit sign flips are symmetries (odd sigma, or sigmoid with biases)."""
+        return self.odd or (self.activation == "sigmoid" and self.bias)
+
+    # ------------------------------------------------------------------ packing
+    def unpack(self, theta: Params) -> list[FloatArray]:
+        """Weights ``[W_1, ..., W_{H+1}]`` of flat ``theta`` (..., n), shapes ``(..., d_j, d_{j-1})`` (views)."""
+        theta = check_params(theta, self.n_params)
+        batch = theta.shape[:-1]
+        return [theta[..., s].reshape(batch + shp) for s, shp in zip(self._w_slices, self._shapes)]
+
+    def biases(self, theta: Params) -> list[FloatArray]:
+        """Biases ``[b_1, ..., b_{H+1}]`` of flat ``theta``, shapes ``(..., d_j)``; ``[]`` if ``bias=False``."""
+        theta = check_params(theta, self.n_params)
+        return [theta[..., s] for s in self._b_slices]
+
+    def pack(self, W: Sequence[FloatArray], b: Sequence[FloatArray] | None = None) -> Params:
+        """Flatten ``W = [W_1..W_{H+1}]`` (and ``b = [b_1..b_{H+1}]`` when ``bias=True``) into ``(..., n)``."""
+        if len(W) != self.n_layers:
+            raise ValueError(f"`W` must hold H + 1 = {self.n_layers} matrices (W_1 first); got {len(W)}.")
+        Ws = [np.asarray(Wj) for Wj in W]
+        for j, (Wj, shp) in enumerate(zip(Ws, self._shapes)):
+            if Wj.shape[-2:] != shp:
+                raise ValueError(
+                    f"`W[{j}]` (layer {j + 1}) must have shape (..., {shp[0]}, {shp[1]}); got {Wj.shape}."
+                )
+        if self.bias:
+            if b is None or len(b) != self.n_layers:
+                raise ValueError(
+                    f"`b` must hold H + 1 = {self.n_layers} bias vectors for a network with bias=True; "
+                    f"got {None if b is None else len(b)}."
+                )
+            bs = [np.asarray(bj) for bj in b]
+            for j, (bj, shp) in enumerate(zip(bs, self._shapes)):
+                if bj.shape[-1:] != (shp[0],):
+                    raise ValueError(f"`b[{j}]` (layer {j + 1}) must have shape (..., {shp[0]}); got {bj.shape}.")
+        elif b is not None and len(b) > 0:
+            raise ValueError("`b` must be None for a network with bias=False; construct MLP(..., bias=True).")
+        else:
+            bs = []
+        batch = np.broadcast_shapes(*(Wj.shape[:-2] for Wj in Ws), *(bj.shape[:-1] for bj in bs))
+        parts = []
+        for j, Wj in enumerate(Ws):
+            parts.append(np.broadcast_to(Wj, batch + Wj.shape[-2:]).reshape(batch + (-1,)))
+            if self.bias:
+                parts.append(np.broadcast_to(bs[j], batch + bs[j].shape[-1:]))
+        return np.concatenate(parts, axis=-1)
+
+    def random_params(self, rng: np.random.Generator, scale: float = 1.0, size=None) -> Params:
+        """I.i.d. N(0, scale^2) entries, shape ``size + (n,)`` (``size=None`` gives ``(n,)``)."""
+        shape = (self.n_params,) if size is None else tuple(np.atleast_1d(size)) + (self.n_params,)
+        return scale * rng.standard_normal(shape)
+
+    # ------------------------------------------------------------------ forward / loss
+    def _forward(self, W, b, X, order: int):
+        """Forward pass: lists Z (pre-activations, j = 1..H+1), A (A_0..A_H), dsig, d2sig (j = 1..H)."""
+        A = [X]
+        Z, D1, D2 = [], [], []
+        for j in range(self.n_layers):
+            Zj = W[j] @ A[-1]
+            if self.bias:
+                Zj = Zj + b[j][..., None]
+            Z.append(Zj)
+            if j < self.n_layers - 1:
+                out = _activation(self.activation, Zj, order)
+                A.append(out[0])
+                if order >= 1:
+                    D1.append(out[1])
+                if order >= 2:
+                    D2.append(out[2])
+        return Z, A, D1, D2
+
+    def predict(self, theta: Params, X=None) -> FloatArray:
+        r"""Network output :math:`f_\theta(X)`, shape ``(..., d_y, m)``; ``X`` defaults to the model's data."""
+        if X is None:
+            X = self.X
+        else:
+            X = np.asarray(X)
+            if X.ndim < 2 or X.shape[-2] != self.widths[0]:
+                raise ValueError(f"`X` must have shape (..., d_x = {self.widths[0]}, m); got {X.shape}.")
+        Z, _, _, _ = self._forward(self.unpack(theta), self.biases(theta), X, 0)
+        return Z[-1]
+
+    def loss(self, theta: Params) -> FloatArray:
+        r"""Loss :math:`\tfrac12\|Y - f_\theta(X)\|_F^2`, shape ``(...)``."""
+        E = self.predict(theta) - self.Y
+        return 0.5 * np.sum(E * E, axis=(-2, -1))
+
+    def residual(self, theta: Params) -> FloatArray:
+        r"""Residual :math:`Y - f_\theta(X)`, shape ``(..., d_y, m)``."""
+        return self.Y - self.predict(theta)
+
+    # ------------------------------------------------------------------ derivatives
+    def grad(self, theta: Params) -> Params:
+        r"""Gradient :math:`\nabla L` by backpropagation, shape ``(..., n)``."""
+        W = self.unpack(theta)
+        b = self.biases(theta)
+        Z, A, D1, _ = self._forward(W, b, self.X, 1)
+        Delta = Z[-1] - self.Y
+        gW = [None] * self.n_layers
+        gb = [None] * self.n_layers
+        for j in range(self.n_layers - 1, -1, -1):
+            gW[j] = Delta @ _mT(A[j]) if j > 0 else Delta @ self.X.T
+            gb[j] = np.sum(Delta, axis=-1)
+            if j > 0:
+                Delta = (_mT(W[j]) @ Delta) * D1[j - 1]
+        return self.pack(gW, gb if self.bias else None)
+
+    def hvp(self, theta: Params, v: Params) -> Params:
+        r"""Exact Hessian-vector product :math:`\nabla^2 L(\theta)\,v` (Pearlmutter's R-operator), shape ``(..., n)``.
+
+        Notes
+        -----
+        With :math:`\mathcal R\{\cdot\}` the directional derivative along v
+        (:math:`\mathcal R\{W_j\} = V_j`, :math:`\mathcal R\{b_j\} = c_j`, :math:`\mathcal R\{A_0\} = 0`):
+
+        .. math::
+
+            \mathcal R\{Z_j\} &= V_j A_{j-1} + W_j \mathcal R\{A_{j-1}\} + c_j \mathbf 1^T, \qquad
+            \mathcal R\{A_j\} = \sigma'(Z_j) \odot \mathcal R\{Z_j\},\\
+            \mathcal R\{\Delta_{H+1}\} &= \mathcal R\{Z_{H+1}\},\\
+            \mathcal R\{\Delta_j\} &= (V_{j+1}^T \Delta_{j+1} + W_{j+1}^T \mathcal R\{\Delta_{j+1}\})
+                \odot \sigma'(Z_j) + (W_{j+1}^T \Delta_{j+1}) \odot \sigma''(Z_j) \odot \mathcal R\{Z_j\},\\
+            (\nabla^2 L\, v)_{W_j} &= \mathcal R\{\Delta_j\} A_{j-1}^T + \Delta_j \mathcal R\{A_{j-1}\}^T,
+            \qquad (\nabla^2 L\, v)_{b_j} = \mathcal R\{\Delta_j\} \mathbf 1.
+        """
+        theta = check_params(theta, self.n_params)
+        v = check_params(v, self.n_params, "v")
+        batch = np.broadcast_shapes(theta.shape[:-1], v.shape[:-1])
+        theta = np.broadcast_to(theta, batch + (self.n_params,))
+        v = np.broadcast_to(v, batch + (self.n_params,))
+        W, b = self.unpack(theta), self.biases(theta)
+        V, c = self.unpack(v), self.biases(v)
+        Z, A, D1, D2 = self._forward(W, b, self.X, 2)
+        L = self.n_layers
+        # forward R-pass
+        RZ = []
+        RA = [None]  # R{A_0} = 0
+        for j in range(L):
+            RZj = V[j] @ A[j]
+            if j > 0:
+                RZj = RZj + W[j] @ RA[j]
+            if self.bias:
+                RZj = RZj + c[j][..., None]
+            RZ.append(RZj)
+            if j < L - 1:
+                RA.append(D1[j] * RZj)
+        # backward pass with its R-derivative
+        Delta = Z[-1] - self.Y
+        RDelta = RZ[-1]
+        hW = [None] * L
+        hb = [None] * L
+        for j in range(L - 1, -1, -1):
+            if j == 0:
+                hW[j] = RDelta @ self.X.T
+            else:
+                hW[j] = RDelta @ _mT(A[j]) + Delta @ _mT(RA[j])
+            hb[j] = np.sum(RDelta, axis=-1)
+            if j > 0:
+                back = _mT(W[j]) @ Delta
+                Rback = _mT(V[j]) @ Delta + _mT(W[j]) @ RDelta
+                Delta, RDelta = back * D1[j - 1], Rback * D1[j - 1] + back * D2[j - 1] * RZ[j - 1]
+        return self.pack(hW, hb if self.bias else None)
+
+    def hessian(self, theta: Params) -> FloatArray:
+        """Dense Hessian, shape ``(..., n, n)``, assembled from exact HVPs (see :func:`~flowgeom.models.hessian_from_hvp`)."""
+        return hessian_from_hvp(self, theta)
+
+    # ------------------------------------------------------------------ invariants
+    def invariants(self, theta: Params) -> list[FloatArray]:
+        r"""For ``activation="linear"``: :math:`C_j = W_{j+1}^T W_{j+1} - W_j W_j^T - b_j b_j^T`, j = 1..H.
+
+        Raises
+        ------
+        ValueError
+            For a nonlinear activation, which has no such invariants (see the class Notes).
+        """
+        if self.activation != "linear":
+            raise ValueError(
+                f"`invariants` exist only for activation='linear'; this network uses "
+                f"{self.activation!r}, whose gradient flow has no data-independent conserved "
+                "quantities (see MLP Notes). `conserved(theta)` returns an empty array for it."
+            )
+        W, b = self.unpack(theta), self.biases(theta)
+        C = []
+        for j in range(self.n_layers - 1):
+            Cj = _mT(W[j + 1]) @ W[j + 1] - W[j] @ _mT(W[j])
+            if self.bias:
+                Cj = Cj - b[j][..., :, None] * b[j][..., None, :]
+            C.append(Cj)
+        return C
+
+    def conserved(self, theta: Params) -> FloatArray:
+        """Conserved quantities, shape ``(..., k)``: the flattened :meth:`invariants` for "linear", else k = 0."""
+        theta = check_params(theta, self.n_params)
+        batch = theta.shape[:-1]
+        if self.activation != "linear":
+            return np.zeros(batch + (0,), dtype=theta.dtype)
+        return np.concatenate([c.reshape(batch + (-1,)) for c in self.invariants(theta)], axis=-1)
+
+    # ------------------------------------------------------------------ symmetries
+    def _layers(self, theta):
+        """Copies of W and b (b zeros when bias=False), for in-place symmetry operations."""
+        theta = check_params(theta, self.n_params)
+        W = [np.array(Wj) for Wj in self.unpack(theta)]
+        if self.bias:
+            b = [np.array(bj) for bj in self.biases(theta)]
+        else:
+            b = [np.zeros(theta.shape[:-1] + (shp[0],), dtype=theta.dtype) for shp in self._shapes]
+        return W, b
+
+    def _repack(self, W, b):
+        return self.pack(W, b if self.bias else None)
+
+    def apply_symmetry(self, theta: Params, layer: int, perm, signs=None) -> Params:
+        r"""Apply a hidden-unit permutation and sign flips to layer ``layer`` (1..H).
+
+        New unit k of the layer is old unit ``perm[k]`` multiplied by ``signs[k]``: rows of
+        :math:`W_j, b_j` and columns of :math:`W_{j+1}` are permuted, then flipped; for sigmoid
+        with biases a flip of unit k also adds the old outgoing column to :math:`b_{j+1}`.
+        :math:`f_\theta` is unchanged.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (..., n)
+        layer : int
+            Hidden layer j in 1..H.
+        perm : array_like of int, shape (..., d_j)
+            A permutation of ``range(d_j)`` (per batch element).
+        signs : array_like of {+1, -1}, shape (..., d_j), optional
+            Default None (no flips). Flips are allowed only when :attr:`has_sign_flips`.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+        """
+        if not (isinstance(layer, (int, np.integer)) and 1 <= layer <= self.depth_H):
+            raise ValueError(f"`layer` must be a hidden layer index in 1..{self.depth_H}; got {layer!r}.")
+        W, b = self._layers(theta)
+        batch = W[0].shape[:-2]
+        d = self.widths[layer]
+        perm = np.broadcast_to(np.asarray(perm), batch + (d,))
+        if not np.all(np.sort(perm, axis=-1) == np.arange(d)):
+            raise ValueError(f"`perm` must be a permutation of range({d}) along its last axis; got {perm!r}.")
+        if signs is None:
+            signs = np.ones(batch + (d,))
+        else:
+            signs = np.broadcast_to(np.asarray(signs, dtype=np.float64), batch + (d,))
+            if not np.all(np.abs(signs) == 1):
+                raise ValueError(f"`signs` must contain only +1 and -1; got {signs!r}.")
+            if np.any(signs < 0) and not self.has_sign_flips:
+                raise ValueError(
+                    f"sign flips are not symmetries for activation={self.activation!r} with "
+                    f"bias={self.bias}; pass `signs=None`."
+                )
+        self._permute_flip(W, b, layer - 1, perm, signs)
+        return self._repack(W, b)
+
+    def _permute_flip(self, W, b, i, perm, signs):
+        """In place: hidden layer i+1 (0-based weight index i) units -> perm then signs."""
+        Wi = np.take_along_axis(W[i], perm[..., :, None], axis=-2)
+        bi = np.take_along_axis(b[i], perm, axis=-1)
+        Wn = np.take_along_axis(W[i + 1], perm[..., None, :], axis=-1)
+        if self.activation == "sigmoid" and self.bias:
+            flipped = (signs < 0).astype(Wn.dtype)
+            b[i + 1] = b[i + 1] + np.sum(Wn * flipped[..., None, :], axis=-1)
+        W[i] = Wi * signs[..., :, None]
+        b[i] = bi * signs
+        W[i + 1] = Wn * signs[..., None, :]
+
+    def canonicalize(self, theta: Params, *, atol: float = CANONICAL_ATOL) -> Params:
+        r"""A canonical representative of theta's orbit under hidden-unit permutations (and sign flips).
+
+        Layer by layer (j = 1..H, so that the incoming weights of layer j are already expressed
+        in layer j-1's canonical unit order), each unit's sign is chosen, when flips are
+        symmetries, so that the first entry of its incoming vector :math:`(W_j[k,:], b_j[k])`
+        with modulus > ``atol`` is positive (the outgoing column decides for a unit with zero
+        incoming weights); then units are sorted lexicographically by (incoming vector, outgoing
+        column), entries within ``atol`` of each other comparing equal. Batched over leading axes.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (..., n)
+        atol : float, default ``CANONICAL_ATOL`` = 1e-8
+            Entries this close are treated as equal, values this small as zero.
+
+        Returns
+        -------
+        ndarray, shape (..., n)
+            Equal (up to round-off) for two parameter vectors related by the symmetry group
+            (and not nearly tied within ``atol``); :math:`f` is unchanged.
+
+        Notes
+        -----
+        A lexicographic key is discontinuous where two units nearly tie; to compare critical
+        points, prefer :meth:`orbit_distance`, which aligns units by optimal assignment.
+        """
+        W, b = self._layers(theta)
+        batch = W[0].shape[:-2]
+        for i in range(self.depth_H):
+            d = self.widths[i + 1]
+            inc = np.concatenate([W[i], b[i][..., None]], axis=-1)  # (..., d, d_{i}+1)
+            out = _mT(W[i + 1])  # (..., d, d_{i+2})
+            if self.has_sign_flips:
+                key = np.concatenate([inc, out], axis=-1)
+                sig = np.abs(key) > atol
+                first = np.argmax(sig, axis=-1)
+                lead = np.take_along_axis(key, first[..., None], axis=-1)[..., 0]
+                signs = np.where(np.real(lead) < 0, -1.0, 1.0)
+            else:
+                signs = np.ones(batch + (d,))
+            ident = np.broadcast_to(np.arange(d), batch + (d,))
+            self._permute_flip(W, b, i, ident, signs)
+            inc = np.concatenate([W[i], b[i][..., None]], axis=-1)
+            key = np.concatenate([inc, _mT(W[i + 1])], axis=-1)
+            q = np.round(np.real(key) / atol) * atol  # ties within atol compare equal
+            perm = np.broadcast_to(np.arange(d), batch + (d,)).copy()
+            for col in range(q.shape[-1] - 1, -1, -1):  # lexsort: least significant key first
+                kcol = np.take_along_axis(q[..., col], perm, axis=-1)
+                perm = np.take_along_axis(perm, np.argsort(kcol, axis=-1, kind="stable"), axis=-1)
+            self._permute_flip(W, b, i, perm, np.ones(batch + (d,)))
+        return self._repack(W, b)
+
+    def symmetry_orbit_key(self, theta: Params, *, decimals: int = 6) -> tuple:
+        """A hashable key of theta's symmetry orbit: the :meth:`canonicalize` form rounded to ``decimals``.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n,)
+        decimals : int, default 6
+
+        Returns
+        -------
+        tuple of float
+        """
+        theta = check_params(theta, self.n_params)
+        if theta.ndim != 1:
+            raise ValueError(f"`theta` must be a single parameter vector of shape ({self.n_params},); got {theta.shape}.")
+        c = np.round(self.canonicalize(theta, atol=0.5 * 10.0 ** (-decimals)), decimals)
+        return tuple(float(x) + 0.0 for x in c)  # + 0.0 turns -0.0 into 0.0
+
+    def orbit_distance(self, theta1: Params, theta2: Params) -> tuple[float, Params]:
+        r"""Distance from theta1 to theta2's symmetry orbit, and the aligned image of theta2.
+
+        .. math:: d(\theta_1, \theta_2) = \min_{g} \|\theta_1 - g\cdot\theta_2\|_2,
+
+        g ranging over hidden-unit permutations (and sign flips where they are symmetries).
+        Layer by layer, units of theta2 are matched to those of theta1 by an optimal assignment
+        (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`) on the squared
+        distance of incoming vectors :math:`(W_j[k,:], b_j[k])` plus outgoing columns (for the
+        last hidden layer) or outgoing-column norms (for earlier layers, whose outgoing columns are
+        not aligned yet).
+
+        Parameters
+        ----------
+        theta1, theta2 : ndarray, shape (n,)
+
+        Returns
+        -------
+        distance : float
+            :math:`\|\theta_1 - g^\ast\theta_2\|` for the found g*: exact for H = 1 (the cost
+            separates over units) except for sigmoid with biases; an upper bound otherwise.
+        aligned : ndarray, shape (n,)
+            :math:`g^\ast \cdot \theta_2`.
+        """
+        t1 = check_params(theta1, self.n_params, "theta1")
+        t2 = check_params(theta2, self.n_params, "theta2")
+        if t1.ndim != 1 or t2.ndim != 1:
+            raise ValueError(
+                f"`theta1` and `theta2` must be single vectors of shape ({self.n_params},); got "
+                f"{t1.shape} and {t2.shape}."
+            )
+        W1, b1 = self._layers(t1)
+        W2, b2 = self._layers(t2)
+        for i in range(self.depth_H):
+            d = self.widths[i + 1]
+            last = i == self.depth_H - 1
+            in1 = np.concatenate([W1[i], b1[i][:, None]], axis=1)
+            in2 = np.concatenate([W2[i], b2[i][:, None]], axis=1)
+            out1, out2 = W1[i + 1].T, W2[i + 1].T
+
+            def cost(s):
+                ci = np.sum((in1[:, None, :] - s * in2[None, :, :]) ** 2, axis=-1)
+                if last:
+                    co = np.sum((out1[:, None, :] - s * out2[None, :, :]) ** 2, axis=-1)
+                else:
+                    n1, n2 = np.linalg.norm(out1, axis=1), np.linalg.norm(out2, axis=1)
+                    co = (n1[:, None] - n2[None, :]) ** 2
+                return ci + co
+
+            cp = cost(1.0)
+            if self.has_sign_flips:
+                cm = cost(-1.0)
+                C = np.minimum(cp, cm)
+                S = np.where(cm < cp, -1.0, 1.0)
+            else:
+                C, S = cp, np.ones((d, d))
+            rows, cols = linear_sum_assignment(C)
+            perm = cols[np.argsort(rows)]
+            signs = S[np.arange(d), perm]
+            self._permute_flip(W2, b2, i, perm, signs)
+        aligned = self._repack(W2, b2)
+        return float(np.linalg.norm(t1 - aligned)), aligned
+
+    def random_symmetry(self, theta: Params, rng: np.random.Generator) -> Params:
+        """Apply a uniformly random group element (permutations, and flips where allowed) to every hidden layer."""
+        theta = check_params(theta, self.n_params)
+        for j in range(1, self.depth_H + 1):
+            d = self.widths[j]
+            perm = rng.permutation(d)
+            signs = rng.choice([-1.0, 1.0], size=d) if self.has_sign_flips else None
+            theta = self.apply_symmetry(theta, j, perm, signs)
+        return theta
+
+
+# ---------------------------------------------------------------------- teacher-student data
+@dataclass(frozen=True)
+class TeacherStudent:
+    r"""Data generated by a teacher network: :math:`Y = f_{\theta^\ast}(X) + \text{noise}`.
+
+    Attributes
+    ----------
+    X : ndarray, shape (d_x, m)
+    Y : ndarray, shape (d_y, m)
+    theta_teacher : ndarray, shape (n_teacher,)
+        The teacher's parameters (packing of :class:`MLP` with the teacher's widths).
+    teacher : MLP
+        The teacher as a model on (X, Y): ``teacher.loss(theta_teacher)`` is the noise energy.
+    """
+
+    X: FloatArray
+    Y: FloatArray
+    theta_teacher: FloatArray
+    teacher: MLP
+
+    def student(self, widths: Sequence[int], **kwargs) -> MLP:
+        """An :class:`MLP` on the same data; ``widths`` must share d_x and d_y; keywords go to MLP
+        (default: the teacher's activation and bias setting)."""
+        kwargs.setdefault("activation", self.teacher.activation)
+        kwargs.setdefault("bias", self.teacher.bias)
+        return MLP(tuple(widths), self.X, self.Y, **kwargs)
+
+
+def teacher_student(
+    widths_teacher: Sequence[int],
+    m: int,
+    *,
+    rng: np.random.Generator,
+    activation: Literal["tanh", "softplus", "sigmoid", "linear"] = "tanh",
+    bias: bool = False,
+    weight_scale: float = 1.0,
+    noise: float = 0.0,
+) -> TeacherStudent:
+    r"""Teacher–student regression data: :math:`X_{ik} \sim N(0,1)`, :math:`Y = f_{\theta^\ast}(X) + \text{noise}\cdot N(0,1)`.
+
+    The teacher's weights are drawn i.i.d. :math:`N(0, \text{weight\_scale}^2 / d_{j-1})`
+    (fan-in scaling, so pre-activations are O(weight_scale)), its biases (if any)
+    :math:`N(0, \text{weight\_scale}^2)`. Fit a student (usually wider) with
+    :meth:`TeacherStudent.student`.
+
+    Parameters
+    ----------
+    widths_teacher : sequence of int
+        ``(d_x, d_1, ..., d_y)`` of the teacher.
+    m : int
+        Number of samples (>= 1).
+    rng : numpy.random.Generator
+        Source of all randomness (X, teacher weights, noise, in that order).
+    activation : {"tanh", "softplus", "sigmoid", "linear"}, default "tanh"
+    bias : bool, default False
+    weight_scale : float, default 1.0
+        Larger values make the teacher more nonlinear.
+    noise : float, default 0.0
+        Standard deviation of additive Gaussian label noise.
+
+    Returns
+    -------
+    TeacherStudent
+    """
+    w = validate_widths(widths_teacher, "widths_teacher")
+    if not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"`m` must be a positive integer number of samples; got {m!r}.")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"`rng` must be a numpy.random.Generator (np.random.default_rng(seed)); got {rng!r}.")
+    for name, val in (("weight_scale", weight_scale), ("noise", noise)):
+        if not (np.isfinite(val) and val >= 0):
+            raise ValueError(f"`{name}` must be a finite non-negative float; got {val!r}.")
+    X = rng.standard_normal((w[0], int(m)))
+    Ws = [rng.standard_normal((w[j + 1], w[j])) * (weight_scale / np.sqrt(w[j])) for j in range(len(w) - 1)]
+    bs = [weight_scale * rng.standard_normal(w[j + 1]) for j in range(len(w) - 1)] if bias else None
+    probe = MLP(w, X, np.zeros((w[-1], int(m))), activation=activation, bias=bias)
+    theta = probe.pack(Ws, bs)
+    Y = probe.predict(theta)
+    if noise > 0:
+        Y = Y + noise * rng.standard_normal(Y.shape)
+    teacher = MLP(w, X, Y, activation=activation, bias=bias)
+    return TeacherStudent(X=teacher.X, Y=teacher.Y, theta_teacher=theta, teacher=teacher)
