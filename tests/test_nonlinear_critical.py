@@ -245,3 +245,94 @@ def test_bad_inputs(ts_problem):
         refine_critical(net, np.zeros(net.n_params), gtol=-1.0)
     with pytest.raises(ValueError, match="`unit`"):
         duplicate_unit(net, np.zeros(net.n_params), 5, 0.5)
+
+
+class _Toy:
+    """A Model from a polynomial loss with hand-written derivatives (closed-form critical sets)."""
+
+    def __init__(self, n, loss, grad, hess):
+        self.n_params, self._l, self._g, self._h = n, loss, grad, hess
+
+    def loss(self, t):
+        return self._l(np.asarray(t))
+
+    def grad(self, t):
+        return self._g(np.asarray(t))
+
+    def hessian(self, t):
+        return self._h(np.asarray(t))
+
+    def hvp(self, t, v):
+        return np.einsum("...ij,...j->...i", self.hessian(t), v)
+
+    def conserved(self, t):
+        return np.zeros(np.shape(t)[:-1] + (0,))
+
+
+def _circle():
+    # L = (x^2 + y^2 - 1)^2 + z^2: critical set = unit circle in z = 0 (dim 1, Morse-Bott) and the origin
+    def loss(t):
+        x, y, z = t[..., 0], t[..., 1], t[..., 2]
+        return (x**2 + y**2 - 1) ** 2 + z**2
+
+    def grad(t):
+        x, y, z = t[..., 0], t[..., 1], t[..., 2]
+        q = x**2 + y**2 - 1
+        return np.stack([4 * x * q, 4 * y * q, 2 * z], axis=-1)
+
+    def hess(t):
+        x, y = t[..., 0], t[..., 1]
+        q = x**2 + y**2 - 1
+        H = np.zeros(t.shape[:-1] + (3, 3))
+        H[..., 0, 0] = 4 * q + 8 * x * x
+        H[..., 1, 1] = 4 * q + 8 * y * y
+        H[..., 0, 1] = H[..., 1, 0] = 8 * x * y
+        H[..., 2, 2] = 2.0
+        return H
+
+    return _Toy(3, loss, grad, hess)
+
+
+def _quartic():
+    # L = x^4 + y^2: the only critical point is 0, with a degenerate (non-Morse-Bott) direction x
+    def loss(t):
+        return t[..., 0] ** 4 + t[..., 1] ** 2
+
+    def grad(t):
+        return np.stack([4 * t[..., 0] ** 3, 2 * t[..., 1]], axis=-1)
+
+    def hess(t):
+        H = np.zeros(t.shape[:-1] + (2, 2))
+        H[..., 0, 0] = 12 * t[..., 0] ** 2
+        H[..., 1, 1] = 2.0
+        return H
+
+    return _Toy(2, loss, grad, hess)
+
+
+def test_local_dimension_morse_bott_circle():
+    m = _circle()
+    rng = np.random.default_rng(4)
+    theta = np.array([np.cos(0.4), np.sin(0.4), 0.0])
+    dim, sv = local_critical_dimension(m, theta, rng=rng)
+    assert dim == 1 and sv[0] > 0.5 and sv[1] < 1e-2  # second: curvature, O(eps)
+    res = find_critical_points(m, rng.standard_normal((12, 3)), rng=rng)
+    on_circle = [p for p in res.points if p.loss < 1e-12]
+    assert len(on_circle) == 1  # all circle points merged into one family entry
+    p = on_circle[0]
+    assert p.inertia == (0, 1, 2) and p.manifold_dim == 1 and p.morse_bott and p.kind == "local_min"
+    r = np.hypot(p.members[:, 0], p.members[:, 1])
+    np.testing.assert_allclose(r, 1.0, atol=1e-12)
+    assert p.n_members == p.count  # distinct angles, no symmetry to identify them
+
+
+def test_degenerate_point_is_not_morse_bott():
+    m = _quartic()
+    rng = np.random.default_rng(0)
+    dim, _ = local_critical_dimension(m, np.zeros(2), rng=rng)
+    assert dim == 0
+    res = find_critical_points(m, np.array([[0.5, 0.3], [-0.2, 0.1]]), rng=rng, gtol=1e-11)
+    assert len(res.points) == 1
+    p = res.points[0]
+    assert p.inertia == (0, 1, 1) and p.manifold_dim == 0
+    assert not p.morse_bott and p.kind == "degenerate"
