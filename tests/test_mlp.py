@@ -7,6 +7,8 @@ References used here (independent of the code under test):
 - flowgeom.networks.DeepLinearNetwork (closed-form gradient, forward-mode HVP) for activation="linear".
 """
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -218,8 +220,6 @@ def test_orbit_distance_separates_different_points(rng):
     np.testing.assert_allclose(net.predict(aligned), net.predict(t2), atol=1e-12)
     assert d <= np.linalg.norm(t1 - t2) + 1e-12
     # H = 1: brute force over all 3! * 2^3 group elements gives the same minimum
-    import itertools
-
     best = np.inf
     for perm in itertools.permutations(range(3)):
         for signs in itertools.product([-1, 1], repeat=3):
@@ -282,3 +282,18 @@ def test_teacher_student(rng):
     noisy = teacher_student((3, 2, 2), 2000, rng=np.random.default_rng(5), noise=0.1)
     # the noise energy: 1/2 * 0.01 * d_y * m = 20, within a few standard deviations
     assert abs(float(noisy.teacher.loss(noisy.theta_teacher)) - 20.0) < 3.0
+
+
+def test_satisfies_model_protocol_and_batches(rng):
+    from flowgeom.models import Model
+
+    net = _random_net(rng, (3, 4, 3, 2), "tanh", True)
+    assert isinstance(net, Model)
+    theta = net.random_params(rng, size=(2, 3))
+    assert net.loss(theta).shape == (2, 3)
+    assert net.grad(theta).shape == (2, 3, net.n_params)
+    assert net.hessian(theta).shape == (2, 3, net.n_params, net.n_params)
+    # batched results equal per-element results (no cross-talk between batch entries)
+    for i, j in itertools.product(range(2), range(3)):
+        np.testing.assert_allclose(net.grad(theta)[i, j], net.grad(theta[i, j]), rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(net.loss(theta)[i, j], net.loss(theta[i, j]), rtol=1e-15)
