@@ -21,10 +21,10 @@ the deep linear network it has no closed form, so it is sampled:
    when the model has it, e.g. hidden-unit permutations and sign flips of an MLP; the Euclidean
    distance otherwise) is small.
 4. **Local geometry** at each point: inertia :math:`(n_-, n_0, n_+)` of the dense Hessian with a
-   recorded zero tolerance and spectral gap; the local dimension of the critical set, measured
-   (:func:`local_critical_dimension`) by refining probes :math:`\theta + \epsilon u`, u in the
-   Hessian kernel, back onto the critical set and taking the numerical rank of their
-   displacements; the Morse–Bott check :math:`n_0 = \dim`.
+   recorded zero tolerance and spectral gap; the local dimension of the critical set, measured by
+   :func:`flowgeom.critical.refine.local_dimension` (probes :math:`\theta \pm \epsilon u`, u in the
+   Hessian kernel, refined back onto the critical set; the rank of the fitted displacement map,
+   with a check that the set is a manifold there); the Morse–Bott check :math:`n_0 = \dim`.
 
 Continuous families of critical points exist for MLPs: e.g. embedding a critical point of a
 narrower network by duplicating a hidden unit and splitting its outgoing weight
@@ -49,6 +49,7 @@ from typing import Callable
 import numpy as np
 
 from ._types import FloatArray, Params
+from .critical.refine import local_dimension
 from .models import Model, check_params
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "REFINE_STATUS",
     "refine_critical",
     "hessian_inertia",
-    "local_critical_dimension",
     "plateau_points",
     "descent_trajectories",
     "find_critical_points",
@@ -78,6 +78,13 @@ RCOND = 1e-12
 
 # Default zero tolerance for inertia, relative to max|lambda| (recorded in every result).
 ZERO_RTOL = 1e-8
+
+# Singular-value threshold of the fitted displacement map in the dimension measurement. Tangent
+# directions give ~1; along a degenerate non-tangent direction where L is quartic (x^4) the
+# refinement stops ~(gtol)^(1/3) from the critical point, a leftover of ~1-2% of the probe radius
+# 1e-3: the threshold 1e-2 would count such a direction as tangent (measured on x^4 + y^2), 0.1
+# does not.
+DIM_RTOL = 0.1
 
 _MU_UP, _MU_DOWN = 10.0, 1.0 / 3.0
 
@@ -136,7 +143,9 @@ def refine_critical(
     :math:`10^{-6}\max\lambda^2`. Newton's method is attracted to saddles as well as minima,
     which is what a critical-point atlas needs. Once :math:`\|\nabla L\| \le` ``gtol`` the
     iteration continues while a full Newton step still reduces the gradient norm, so converged
-    points sit at round-off. All starts are iterated together (batched ``grad`` and ``hessian``).
+    points sit at round-off. All starts are iterated together (batched ``grad`` and ``hessian``):
+    this is the batched counterpart of :func:`flowgeom.critical.refine.refine` (the same damped
+    step), for multi-start searches.
 
     Parameters
     ----------
@@ -242,8 +251,9 @@ def refine_critical(
 def hessian_inertia(H: FloatArray, *, zero_rtol: float = ZERO_RTOL) -> dict:
     r"""Inertia :math:`(n_-, n_0, n_+)` of a symmetric matrix with a relative zero tolerance.
 
-    Eigenvalues with :math:`|\lambda| \le \mathrm{zero\_rtol}\cdot\max(1, \max|\lambda|)` count as
-    zero.
+    Eigenvalues with :math:`|\lambda| \le \mathrm{zero\_rtol}\cdot\max|\lambda|` count as zero (the
+    convention of :func:`flowgeom.critical.refine.local_dimension`, so that its kernel and this
+    :math:`n_0` agree).
 
     Parameters
     ----------
@@ -262,7 +272,7 @@ def hessian_inertia(H: FloatArray, *, zero_rtol: float = ZERO_RTOL) -> dict:
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"`H` must be a square matrix; got shape {H.shape}.")
     lam = np.linalg.eigvalsh(0.5 * (H + H.T))
-    tol = zero_rtol * max(1.0, float(np.max(np.abs(lam), initial=0.0)))
+    tol = zero_rtol * float(np.max(np.abs(lam), initial=0.0))
     zero = np.abs(lam) <= tol
     return {
         "eigenvalues": lam,
@@ -273,84 +283,6 @@ def hessian_inertia(H: FloatArray, *, zero_rtol: float = ZERO_RTOL) -> dict:
         "largest_zero": float(np.max(np.abs(lam[zero]), initial=0.0)),
         "smallest_nonzero": float(np.min(np.abs(lam[~zero]), initial=np.inf)),
     }
-
-
-def local_critical_dimension(
-    model: Model,
-    theta: Params,
-    *,
-    rng: np.random.Generator,
-    eps: float = 1e-3,
-    n_probe: int | None = None,
-    zero_rtol: float = ZERO_RTOL,
-    gtol: float = 1e-11,
-) -> tuple[int, FloatArray]:
-    r"""Measured dimension of the critical set at a critical point theta.
-
-    The tangent space of a critical manifold through :math:`\theta` lies in
-    :math:`\ker\nabla^2 L(\theta)`. Probes :math:`\theta + \epsilon u_p` with u_p random unit
-    vectors of the (numerical) kernel are refined back onto the critical set
-    (:func:`refine_critical`); along a tangent direction the refined point stays near the probe
-    (displacement :math:`\approx\epsilon u_p`), along a degenerate but non-tangent direction it
-    falls back towards the critical set's other points. The dimension is the numerical rank of the
-    displacement matrix :math:`D = [\theta'_p - \theta]_p`: the number of singular values above
-    :math:`0.1\,\epsilon\sqrt{P/n_0}` (P probes; a tangent direction contributes
-    :math:`\approx\epsilon\sqrt{P/n_0}`).
-
-    Parameters
-    ----------
-    model : Model
-    theta : ndarray, shape (n,)
-        A critical point (refined to round-off).
-    rng : numpy.random.Generator
-        For the probe directions.
-    eps : float, default 1e-3
-        Probe distance relative to ``1 + ||theta||``.
-    n_probe : int, optional
-        Number of probes; default ``2 * n_0 + 4``.
-    zero_rtol : float, default ``ZERO_RTOL``
-        Kernel tolerance (see :func:`hessian_inertia`).
-    gtol : float, default 1e-11
-        Refinement tolerance for the probes.
-
-    Returns
-    -------
-    dim : int
-        The measured dimension; 0 when the Hessian is nonsingular; -1 when fewer than n_0 probes
-        could be refined (undecided).
-    singular_values : ndarray
-        Singular values of D divided by the probe distance (empty when n_0 = 0).
-
-    Notes
-    -----
-    At a singular point of the critical set (where several branches meet, e.g. the origin of a
-    network with H >= 2) the probes land on different branches and the rank measures the span of
-    their tangent cones: an upper bound on each branch's dimension.
-    """
-    theta = check_params(theta, model.n_params)
-    if theta.ndim != 1:
-        raise ValueError(f"`theta` must be one parameter vector of shape ({model.n_params},); got {theta.shape}.")
-    _check_positive("eps", eps)
-    H = model.hessian(theta)
-    lam, Q = np.linalg.eigh(H)
-    tol = zero_rtol * max(1.0, float(np.max(np.abs(lam))))
-    K = Q[:, np.abs(lam) <= tol]
-    n0 = K.shape[1]
-    if n0 == 0:
-        return 0, np.zeros(0)
-    P = 2 * n0 + 4 if n_probe is None else int(n_probe)
-    r = eps * (1.0 + float(np.linalg.norm(theta)))
-    U = rng.standard_normal((P, n0))
-    U /= np.linalg.norm(U, axis=1, keepdims=True)
-    probes = theta + r * (U @ K.T)
-    res = refine_critical(model, probes, gtol=gtol, max_norm=10.0 * (1.0 + np.linalg.norm(theta)))
-    ok = res.converged
-    if int(np.sum(ok)) < n0:
-        return -1, np.zeros(0)
-    D = res.theta[ok] - theta
-    s = np.linalg.svd(D, compute_uv=False) / r
-    thresh = 0.1 * np.sqrt(int(np.sum(ok)) / n0)
-    return int(np.sum(s > thresh)), s
 
 
 # ---------------------------------------------------------------------- starts
@@ -471,8 +403,9 @@ class CriticalPointInfo:
         ``smallest_nonzero / largest_zero`` of :func:`hessian_inertia` (inf when n_0 = 0 or every
         zero eigenvalue is exactly 0): large means the inertia count is unambiguous.
     manifold_dim : int
-        Measured local dimension of the critical set (:func:`local_critical_dimension`); -1 if not
-        measured or undecided.
+        Measured local dimension of the critical set
+        (:func:`flowgeom.critical.refine.local_dimension`); -1 if not measured, or where the
+        critical set is not a manifold (crossing branches) or too few probes converged.
     morse_bott : bool
         ``n_zero == manifold_dim`` (False when not measured).
     kind : str
@@ -570,6 +503,7 @@ def find_critical_points(
     measure_dimension: bool = True,
     merge_families: bool = True,
     eps: float = 1e-3,
+    dim_rtol: float = DIM_RTOL,
 ) -> CriticalSearch:
     r"""Refine every start to a critical point and list the distinct ones up to symmetry.
 
@@ -577,7 +511,8 @@ def find_critical_points(
     :math:`|L(\theta) - L(\theta')| \le \mathrm{loss\_rtol}\,(1 + |L(\theta)|)` and
     :math:`\min_g\|\theta - g\theta'\| \le \mathrm{dedup\_rtol}\,(1 + \|\theta\|)` (``model.orbit_distance``
     when available, else Euclidean distance). For each distinct point the dense Hessian gives the
-    inertia (:func:`hessian_inertia`) and :func:`local_critical_dimension` the local dimension.
+    inertia (:func:`hessian_inertia`) and :func:`flowgeom.critical.refine.local_dimension` the
+    local dimension.
     Points of a continuous family are not related by a symmetry; with ``merge_families`` the
     points with positive dimension and equal (critical value, inertia, dimension) are merged into
     one entry that keeps all of them in ``members``.
@@ -604,7 +539,10 @@ def find_critical_points(
     merge_families : bool, default True
         Merge positive-dimensional points as described above (needs ``measure_dimension``).
     eps : float, default 1e-3
-        Probe distance of :func:`local_critical_dimension`.
+        Probe radius (relative to ``max(1, ||theta||)``) of
+        :func:`flowgeom.critical.refine.local_dimension`.
+    dim_rtol : float, default ``DIM_RTOL`` = 0.1
+        Its singular-value threshold (tangent directions give ~1).
 
     Returns
     -------
@@ -641,7 +579,7 @@ def find_critical_points(
     for th in reps:
         inert = hessian_inertia(model.hessian(th), zero_rtol=zero_rtol)
         if measure_dimension:
-            dim, _ = local_critical_dimension(model, th, rng=rng, eps=eps, zero_rtol=zero_rtol, gtol=gtol)
+            dim = local_dimension(model, th, rng=rng, radius=eps, zero_rtol=zero_rtol, dim_rtol=dim_rtol).dim
         else:
             dim = -1
         geo.append((inert, int(dim)))
@@ -706,6 +644,7 @@ def find_critical_points(
         "dedup_rtol": dedup_rtol,
         "loss_rtol": loss_rtol,
         "eps": eps,
+        "dim_rtol": dim_rtol,
         "max_iter": max_iter,
         "merge_families": merge_families,
     }
