@@ -150,8 +150,10 @@ class MLP:
     activations (tanh, linear), flipping the sign of a unit's incoming weights, bias and outgoing
     weights; for sigmoid *with* biases, the same flip plus :math:`b_{j+1} \mathrel{+}= W_{j+1}[:, k]`
     (because :math:`\sigma(-z) = 1 - \sigma(z)`). softplus (and sigmoid without biases) has
-    permutations only. For ``"linear"`` the full symmetry group is :math:`GL(d_j)` per layer;
-    only its permutation-and-sign subgroup is used here.
+    permutations only. For ``"linear"`` the full symmetry group is :math:`GL(d_j)` per layer (with
+    biases also the translations :math:`b_j \mapsto b_j + \delta`,
+    :math:`b_{j+1} \mapsto b_{j+1} - W_{j+1}\delta`, which yield no further conserved quantity of
+    the form above); only the permutation-and-sign subgroup is used here.
 
     Examples
     --------
