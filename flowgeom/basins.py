@@ -1,0 +1,1134 @@
+r"""Basins of attraction: how much of the initialization space drains to each stratum, with error bars.
+
+Sample initial states :math:`\theta_0^{(i)} \sim \mu` (see :mod:`flowgeom.samplers`), run the
+gradient flow :math:`\dot\theta = -\nabla L(\theta)` (or gradient descent) from each, and record
+where it ends:
+
+.. math:: \lambda_i = \begin{cases} k & \theta^{(i)}(t) \to \text{stratum } k
+   \ (\|\nabla L\| \le \texttt{grad\_tol} \text{ and the limit matches stratum } k)\\
+   -1 & \text{unconverged by } t_{\max}\\ -2 & \text{diverged}\\
+   -3 & \text{converged to a critical point outside the candidate strata} \end{cases}
+
+The basin fraction of stratum k is :math:`\hat p_k = \#\{i : \lambda_i = k\}/N`, reported with a
+binomial confidence interval (Wilson or Clopper--Pearson). The fractions of the strata and of
+the three special outcomes sum to 1: nothing is dropped.
+
+A trajectory is only ever classified from a state where the gradient has converged: a
+trajectory slowed down near a saddle (a plateau) is *not* at a minimum, so unconverged
+trajectories are re-launched from where they stopped with a doubled horizon
+(:math:`t_1, 2t_1, 4t_1, \dots` up to ``t_max``) and labelled -1 if they still have not
+converged. A converged state is assigned to the stratum whose end-to-end product it matches
+(:func:`flowgeom.critical.classify_point`, in canonical coordinates) *and* whose critical value
+its loss matches to within a fraction of the gap between critical values.
+
+Scale: samples are processed in chunks of consecutive indices; sample i's initial state
+depends only on (seed, i) and each trajectory is integrated on its own adaptive step sequence,
+so the result does not depend on the chunking or on the scheduler (serial, local processes,
+a dask.distributed cluster). Each finished chunk can be written to a Zarr store; a rerun with
+the same store skips what is done.
+
+References
+----------
+G. Datseris and A. Wagemakers, "Effortless estimation of basins of attraction", Chaos 32 (2022)
+(the Attractors.jl BasinMap conventions: label -1 for "no attractor found").
+E. B. Wilson, "Probable inference, the law of succession, and statistical inference",
+JASA 22 (1927). C. J. Clopper and E. S. Pearson, Biometrika 26 (1934).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from ._types import FloatArray, Params
+from ._version import __version__
+from .integrate import SaveAt, Status, gradient_descent, integrate
+from .samplers import Initializer, _check_seed, make_initializer
+
+__all__ = [
+    "LIMIT_UNCONVERGED",
+    "LIMIT_DIVERGED",
+    "LIMIT_UNCLASSIFIED",
+    "LIMIT_CODES",
+    "Classifier",
+    "StratumClassifier",
+    "CriticalValueClassifier",
+    "BasinFractions",
+    "basin_fractions",
+    "wilson_interval",
+    "clopper_pearson_interval",
+    "sample_basins",
+    "default_classifier",
+]
+
+LIMIT_UNCONVERGED = -1
+"""Label of a trajectory whose gradient had not converged by ``t_max``."""
+LIMIT_DIVERGED = -2
+"""Label of a trajectory that diverged (non-finite or ``||theta|| > max_norm``)."""
+LIMIT_UNCLASSIFIED = -3
+"""Label of a converged trajectory whose limit matches none of the candidate strata."""
+LIMIT_CODES = {LIMIT_UNCONVERGED: "unconverged", LIMIT_DIVERGED: "diverged", LIMIT_UNCLASSIFIED: "unclassified"}
+
+INTEGRATORS = ("adaptive", "invariant", "gd")
+
+# A converged loss is matched to a critical value when it lies within this fraction of the
+# smallest gap between distinct candidate critical values (so that a match is unambiguous).
+VALUE_GAP_FRACTION = 0.25
+# Default number of horizon doublings: t_max = t1 * 2**DEFAULT_DOUBLINGS.
+DEFAULT_DOUBLINGS = 6
+# End game: an explicit adaptive solver cannot resolve the state below its error tolerance,
+# so near a stable limit its gradient norm stalls at ~ lambda_max * (atol + rtol |theta|)
+# (measured: ~1e-5 for rtol = 1e-6 on the (4,3,2) problem) and never meets grad_tol = 1e-10.
+# Unconverged trajectories are therefore continued by gradient descent with a per-trajectory
+# step lr = 2^floor(log2(POLISH_LR_FACTOR / lambda_max)) (a power of two, so that equal
+# curvature estimates give bit-identical steps), which contracts every stable direction.
+POLISH_LR_FACTOR = 0.5
+DEFAULT_POLISH_STEPS = 2000
+# Dense Hessians up to this many parameters; power iteration on hvp beyond.
+POLISH_DENSE_MAX = 256
+POLISH_POWER_ITERS = 60
+_STORE_KEY = "flowgeom_basins"
+_CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)$")
+
+
+# ---------------------------------------------------------------------------- confidence intervals
+def _check_level(level) -> float:
+    try:
+        lv = float(level)
+    except (TypeError, ValueError):
+        raise TypeError(f"`level` must be a float in (0, 1); got {level!r}.") from None
+    if not 0.0 < lv < 1.0:
+        raise ValueError(f"`level` must lie in (0, 1), e.g. 0.95; got {level!r}.")
+    return lv
+
+
+def _counts(k, n):
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if np.any(n < 1) or np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)) or np.any(n != np.round(n)):
+        raise ValueError(f"`k` and `n` must be integer counts with 0 <= k <= n and n >= 1; got k={k!r}, n={n!r}.")
+    return k, n
+
+
+def wilson_interval(k, n, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    r"""Wilson score interval for a binomial proportion.
+
+    .. math:: \frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n} + \frac{z^2}{4n^2}}}{1 + z^2/n},
+       \qquad \hat p = k/n,\ z = \Phi^{-1}\!\left(\tfrac{1+\text{level}}{2}\right).
+
+    Parameters
+    ----------
+    k, n : array_like of int
+        Successes and trials (broadcast), 0 <= k <= n, n >= 1.
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    (low, high) : ndarrays
+    """
+    level = _check_level(level)
+    k, n = _counts(k, n)
+    z = stats.norm.ppf(0.5 * (1.0 + level))
+    p = k / n
+    denom = 1.0 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.clip(center - half, 0.0, 1.0), np.clip(center + half, 0.0, 1.0)
+
+
+def clopper_pearson_interval(k, n, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    r"""Clopper--Pearson ("exact") interval from Beta quantiles.
+
+    .. math:: p_{low} = B^{-1}\!\left(\tfrac{\alpha}{2}; k, n-k+1\right), \quad
+       p_{high} = B^{-1}\!\left(1-\tfrac{\alpha}{2}; k+1, n-k\right), \quad \alpha = 1 - \text{level},
+
+    with :math:`p_{low} = 0` for k = 0 and :math:`p_{high} = 1` for k = n.
+
+    Parameters
+    ----------
+    k, n : array_like of int
+    level : float, default 0.95
+
+    Returns
+    -------
+    (low, high) : ndarrays
+    """
+    level = _check_level(level)
+    k, n = _counts(k, n)
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(alpha / 2, np.maximum(k, 1), n - k + 1), 0.0)
+        high = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, np.maximum(n - k, 1)), 1.0)
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
+_CI = {"wilson": wilson_interval, "clopper-pearson": clopper_pearson_interval}
+
+
+@dataclass(frozen=True)
+class BasinFractions:
+    r"""Counts and fractions per stratum and per special outcome, with confidence intervals.
+
+    Attributes
+    ----------
+    n : int
+        Number of samples.
+    count, fraction, low, high : ndarray, shape (n_strata,)
+    special : dict
+        ``{"unconverged": (count, fraction, low, high), "diverged": ..., "unclassified": ...}``.
+    level : float
+    method : str
+    """
+
+    n: int
+    count: np.ndarray
+    fraction: FloatArray
+    low: FloatArray
+    high: FloatArray
+    special: dict
+    level: float
+    method: str
+
+    def __post_init__(self):
+        total = int(self.count.sum()) + sum(int(v[0]) for v in self.special.values())
+        if total != self.n:
+            raise ValueError(f"counts sum to {total}, not to n = {self.n}.")
+
+
+def basin_fractions(limits, n_strata: int, *, level: float = 0.95, method: str = "wilson") -> BasinFractions:
+    r"""Fractions :math:`\hat p_k = \#\{i: \lambda_i = k\}/N` with confidence intervals.
+
+    Parameters
+    ----------
+    limits : array_like of int, shape (N,)
+        Labels: 0..n_strata-1, or -1 (unconverged), -2 (diverged), -3 (unclassified).
+    n_strata : int
+    level : float, default 0.95
+        Confidence level of the intervals.
+    method : {"wilson", "clopper-pearson"}, default "wilson"
+
+    Returns
+    -------
+    BasinFractions
+
+    Raises
+    ------
+    ValueError
+        Labels out of range, empty ``limits``, bad ``level`` or ``method``.
+    """
+    lam = np.asarray(limits)
+    if lam.ndim != 1 or lam.size == 0 or lam.dtype.kind not in "iu":
+        raise ValueError(f"`limits` must be a non-empty 1-D integer array; got shape {lam.shape}, dtype {lam.dtype}.")
+    if method not in _CI:
+        raise ValueError(f"`method` must be 'wilson' or 'clopper-pearson'; got {method!r}.")
+    level = _check_level(level)
+    bad = (lam >= n_strata) | (lam < LIMIT_UNCLASSIFIED)
+    if bad.any():
+        raise ValueError(
+            f"`limits` must lie in -3..{n_strata - 1}; got {np.unique(lam[bad])[:5].tolist()}."
+        )
+    n = lam.size
+    count = np.bincount(lam[lam >= 0], minlength=n_strata).astype(np.int64)
+    lo, hi = _CI[method](count, n, level) if n_strata else (np.zeros(0), np.zeros(0))
+    special = {}
+    for code, name in LIMIT_CODES.items():
+        c = int(np.sum(lam == code))
+        slo, shi = _CI[method](c, n, level)
+        special[name] = (c, c / n, float(slo), float(shi))
+    return BasinFractions(n, count, count / n, np.asarray(lo), np.asarray(hi), special, level, method)
+
+
+# ---------------------------------------------------------------------------- classifiers
+@runtime_checkable
+class Classifier(Protocol):
+    r"""Maps converged final states to strata: the plug-in point for any model.
+
+    In order to implement a classifier you need to provide:
+
+    1. ``labels``: sequence of str, one per candidate stratum (the ``stratum`` dimension).
+    2. ``ranks``: sequence of int, one per stratum (-1 where a rank means nothing).
+    3. ``critical_values``: sequence of float, the loss on each stratum.
+    4. ``classify(theta, loss)``: for final states ``theta`` (N, n) whose gradient has
+       converged and their losses (N,), return an int array (N,) of indices into ``labels``,
+       or ``LIMIT_UNCLASSIFIED`` (-3) for a state that matches none.
+
+    Optionally ``attrs()`` returning a JSON-able dict that identifies the classifier (stored
+    in the Dataset attrs and compared when a store is resumed). A classifier must be
+    picklable to run on worker processes.
+    """
+
+    @property
+    def labels(self) -> Sequence[str]: ...
+
+    @property
+    def ranks(self) -> Sequence[int]: ...
+
+    @property
+    def critical_values(self) -> Sequence[float]: ...
+
+    def classify(self, theta: Params, loss: FloatArray) -> np.ndarray: ...
+
+
+def _value_atol(values) -> float:
+    v = np.unique(np.asarray(values, dtype=np.float64))
+    if v.size < 2:
+        return 1e-3 * max(1.0, float(np.max(np.abs(v), initial=0.0)))
+    return VALUE_GAP_FRACTION * float(np.min(np.diff(v)))
+
+
+@dataclass(frozen=True, eq=False)
+class CriticalValueClassifier:
+    r"""Classify a converged state by its loss alone: the nearest critical value within ``atol``.
+
+    For models without an atlas (e.g. nonlinear networks), given the critical values
+    :math:`L_k` of the candidate strata: :math:`\lambda = \arg\min_k |L(\theta) - L_k|` if that
+    distance is at most ``atol``, else -3.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Critical values :math:`L_k`.
+    labels : sequence of str, optional
+        Default ``"L=<value>"``.
+    ranks : sequence of int, optional
+        Default -1 for each.
+    atol : float, optional
+        Default: 1/4 of the smallest gap between distinct values.
+    """
+
+    values: tuple
+    labels: tuple = None  # type: ignore[assignment]
+    ranks: tuple = None  # type: ignore[assignment]
+    atol: float | None = None
+
+    def __post_init__(self):
+        v = tuple(float(x) for x in self.values)
+        if not v or not all(np.isfinite(v)):
+            raise ValueError(f"`values` must be a non-empty sequence of finite floats; got {self.values!r}.")
+        object.__setattr__(self, "values", v)
+        labels = tuple(f"L={x:.6g}" for x in v) if self.labels is None else tuple(str(x) for x in self.labels)
+        ranks = tuple(-1 for _ in v) if self.ranks is None else tuple(int(r) for r in self.ranks)
+        if len(labels) != len(v) or len(ranks) != len(v):
+            raise ValueError("`labels` and `ranks` must have one entry per critical value.")
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "ranks", ranks)
+        atol = _value_atol(v) if self.atol is None else float(self.atol)
+        if not atol > 0:
+            raise ValueError(f"`atol` must be positive; got {self.atol!r}.")
+        object.__setattr__(self, "atol", atol)
+
+    @property
+    def critical_values(self) -> tuple:
+        return self.values
+
+    def classify(self, theta: Params, loss: FloatArray) -> np.ndarray:
+        loss = np.asarray(loss, dtype=np.float64)
+        d = np.abs(loss[:, None] - np.asarray(self.values)[None, :])
+        k = np.argmin(d, axis=1)
+        ok = d[np.arange(loss.size), k] <= self.atol
+        return np.where(ok, k, LIMIT_UNCLASSIFIED).astype(np.int64)
+
+    def attrs(self) -> dict:
+        return {"type": "CriticalValueClassifier", "values": list(self.values), "labels": list(self.labels),
+                "atol": self.atol}
+
+
+@dataclass(frozen=True, eq=False)
+class StratumClassifier:
+    r"""Classify a converged deep-linear state by the atlas: end-to-end product and critical value.
+
+    The state is mapped to canonical coordinates (:meth:`flowgeom.Problem.to_canonical` when the
+    flow runs in original coordinates), its end-to-end product :math:`\bar P` is matched to a
+    stratum's :math:`\Sigma_S` by :func:`flowgeom.critical.classify_point`, and the match is kept
+    only if :math:`|L(\theta) - c - L_S| \le` ``value_atol`` (c = the data offset): the loss must sit
+    at the stratum's critical value, not merely close to its product.
+
+    Parameters
+    ----------
+    problem : flowgeom.Problem
+    network : DeepLinearNetwork
+        The model whose states are classified (used to unpack them).
+    coordinates : {"canonical", "original"}
+        The coordinates ``network`` runs in, relative to ``problem``.
+    strata : sequence of Stratum, optional
+        Candidates; default ``enumerate_strata(problem)`` (all :math:`2^{d_y}`).
+    atol : float, optional
+        Product tolerance of ``classify_point`` (its default when None).
+    value_atol : float, optional
+        Default: 1/4 of the smallest gap between distinct critical values.
+    loss_offset : float, optional
+        c; default ``problem.loss_offset``.
+    """
+
+    problem: Any
+    network: Any
+    coordinates: str
+    strata: tuple = None  # type: ignore[assignment]
+    atol: float | None = None
+    value_atol: float | None = None
+    loss_offset: float | None = None
+
+    def __post_init__(self):
+        from .critical import enumerate_strata
+
+        if self.coordinates not in ("canonical", "original"):
+            raise ValueError(f"`coordinates` must be 'canonical' or 'original'; got {self.coordinates!r}.")
+        strata = tuple(enumerate_strata(self.problem) if self.strata is None else self.strata)
+        if not strata:
+            raise ValueError("`strata` must hold at least one Stratum.")
+        object.__setattr__(self, "strata", strata)
+        va = _value_atol([st.critical_value for st in strata]) if self.value_atol is None else float(self.value_atol)
+        object.__setattr__(self, "value_atol", va)
+        off = self.problem.loss_offset if self.loss_offset is None else float(self.loss_offset)
+        object.__setattr__(self, "loss_offset", float(off))
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(st.label for st in self.strata)
+
+    @property
+    def ranks(self) -> tuple:
+        return tuple(st.rank for st in self.strata)
+
+    @property
+    def critical_values(self) -> tuple:
+        return tuple(float(st.critical_value) for st in self.strata)
+
+    @property
+    def kinds(self) -> tuple:
+        return tuple(st.kind for st in self.strata)
+
+    def classify(self, theta: Params, loss: FloatArray) -> np.ndarray:
+        from .critical import classify_point
+
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        W = self.network.unpack(theta)
+        if self.coordinates == "original":
+            W = self.problem.to_canonical(W)
+        P = W[0]
+        for Wj in W[1:]:
+            P = Wj @ P
+        idx = np.asarray(classify_point(self.problem, P, self.strata, atol=self.atol), dtype=np.int64).reshape(-1)
+        cv = np.asarray(self.critical_values)[np.maximum(idx, 0)]
+        ok = (idx >= 0) & (np.abs(np.asarray(loss) - self.loss_offset - cv) <= self.value_atol)
+        return np.where(ok, idx, LIMIT_UNCLASSIFIED).astype(np.int64)
+
+    def attrs(self) -> dict:
+        return {
+            "type": "StratumClassifier",
+            "labels": list(self.labels),
+            "coordinates": self.coordinates,
+            "atol": self.atol,
+            "value_atol": self.value_atol,
+            "loss_offset": self.loss_offset,
+        }
+
+
+def _problem_from_network(net):
+    """A Problem whose 'original' coordinates are those of a DeepLinearNetwork, or None."""
+    from .problem import AssumptionError, Problem
+
+    X = np.eye(net.widths[0]) if net.input_factor is None else np.asarray(net.input_factor)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return Problem.from_data(X, np.asarray(net.target), net.widths)
+    except (AssumptionError, ValueError, UserWarning):
+        return None
+
+
+def default_classifier(model, problem=None) -> Classifier:
+    """The atlas classifier for deep linear problems/networks (see :class:`StratumClassifier`).
+
+    Raises
+    ------
+    ValueError
+        For a model that is not a deep linear network satisfying the paper's assumptions: pass
+        ``classifier=`` (e.g. :class:`CriticalValueClassifier`).
+    """
+    from .networks import DeepLinearNetwork
+
+    if problem is not None:
+        return StratumClassifier(problem, model, "canonical" if problem.whitened else "original")
+    if isinstance(model, DeepLinearNetwork):
+        pb = _problem_from_network(model)
+        if pb is not None:
+            return StratumClassifier(pb, model, "original", loss_offset=model.offset)
+    raise ValueError(
+        f"no atlas for a {type(model).__name__}: pass `classifier=` (a flowgeom.basins.Classifier, e.g. "
+        "CriticalValueClassifier(values=[...]) for known critical values)."
+    )
+
+
+# ---------------------------------------------------------------------------- one chunk
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """Everything a worker needs to process samples [start, stop). Picklable."""
+
+    model: Any
+    classifier: Any
+    initializer: Initializer
+    seed: int
+    integrator: str
+    lr: float | None
+    t1: float
+    t_max: float
+    rtol: float
+    atol: float
+    grad_tol: float
+    max_steps: int
+    max_norm: float
+    backend: str
+    keep_states: bool
+    polish_steps: int = 0
+
+
+_RESUMABLE = (int(Status.REACHED_T1), int(Status.MAX_STEPS))
+
+
+def _segment(job: _Job, y, duration):
+    saveat = SaveAt(ts=np.array([0.0, duration]), states=False)
+    if job.integrator == "gd":
+        return gradient_descent(job.model, y, job.lr, t1=duration, saveat=saveat, grad_tol=job.grad_tol,
+                                max_norm=job.max_norm, backend=job.backend)
+    method = "dopri5" if job.integrator == "adaptive" else "invariant"
+    return integrate(job.model, y, duration, method=method, rtol=job.rtol, atol=job.atol, saveat=saveat,
+                     grad_tol=job.grad_tol, max_steps=job.max_steps, max_norm=job.max_norm, backend=job.backend)
+
+
+def _lambda_max(model, y) -> FloatArray:
+    """Largest Hessian eigenvalue per row of ``y`` (dense for small n, else power iteration)."""
+    n = y.shape[1]
+    if n <= POLISH_DENSE_MAX:
+        return np.linalg.eigvalsh(model.hessian(y))[:, -1]
+    v = np.ones_like(y) / np.sqrt(n)
+    lam = np.zeros(y.shape[0])
+    for _ in range(POLISH_POWER_ITERS):
+        w = model.hvp(y, v)
+        nrm = np.linalg.norm(w, axis=1)
+        lam = np.einsum("ij,ij->i", v, w)
+        v = w / np.where(nrm > 0, nrm, 1.0)[:, None]
+    return np.abs(lam) * 1.25  # power iteration approaches |lambda|_max from below
+
+
+def _polish(job: _Job, y):
+    """Gradient descent from ``y`` with a per-trajectory power-of-two step; returns a dict of arrays."""
+    N = y.shape[0]
+    with np.errstate(all="ignore"):
+        lam = _lambda_max(job.model, y)
+    lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.inf)
+    lr_cap = job.t1 / job.polish_steps  # the polish never runs longer than one first horizon
+    expo = np.floor(np.log2(np.minimum(POLISH_LR_FACTOR / lam, lr_cap)))
+    expo = np.where(np.isfinite(expo), expo, np.floor(np.log2(lr_cap)))
+    out = {
+        "y": y.copy(), "t": np.zeros(N), "status": np.full(N, int(Status.REACHED_T1), dtype=np.int8),
+        "loss": np.full(N, np.nan), "gnorm": np.full(N, np.nan), "drift": np.zeros(N),
+        "n_rhs": np.zeros(N, dtype=np.int64),
+    }
+    for e in np.unique(expo):
+        g = np.flatnonzero(expo == e)
+        lr = float(2.0**e)
+        tr = gradient_descent(job.model, y[g], lr, n_steps=job.polish_steps,
+                              saveat=SaveAt(ts=np.array([0.0, lr * job.polish_steps]), states=False),
+                              grad_tol=job.grad_tol, max_norm=job.max_norm, backend=job.backend)
+        out["y"][g] = tr.y_final
+        out["t"][g] = tr.t_final
+        out["status"][g] = tr.status
+        out["loss"][g] = tr.loss_final
+        out["gnorm"][g] = tr.grad_norm_final
+        out["drift"][g] = tr.invariant_drift
+        out["n_rhs"][g] = tr.n_rhs
+    return out
+
+
+def _conserved_norm(model, y):
+    c = np.asarray(model.conserved(y))
+    return c, (np.linalg.norm(c, axis=-1) if c.shape[-1] else np.zeros(y.shape[0]))
+
+
+def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
+    """Integrate and classify samples [start, stop); returns per-sample arrays."""
+    if theta0 is None:
+        theta0 = job.initializer.sample(job.model, start, stop, job.seed)
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    N = theta0.shape[0]
+    y = theta0.copy()
+    t = np.zeros(N)
+    status = np.full(N, int(Status.REACHED_T1), dtype=np.int8)
+    loss = np.full(N, np.nan)
+    gnorm = np.full(N, np.nan)
+    drift = np.zeros(N)
+    n_rhs = np.zeros(N, dtype=np.int64)
+    polished = np.zeros(N, dtype=bool)
+    c0, c0n = _conserved_norm(job.model, theta0)
+
+    def record(idx, y_new, t_add, st, ls, gn, seg_drift, rhs, y_start):
+        # drift relative to c(0): ||c(t) - c(0)|| <= ||c(t) - c(r)|| + ||c(r) - c(0)||, r = segment start
+        cr, crn = _conserved_norm(job.model, y_start)
+        back = np.linalg.norm(cr - c0[idx], axis=-1) if c0.shape[-1] else np.zeros(idx.size)
+        drift[idx] = np.maximum(drift[idx], (np.asarray(seg_drift) * (1.0 + crn) + back) / (1.0 + c0n[idx]))
+        y[idx] = y_new
+        t[idx] += t_add
+        status[idx] = st
+        loss[idx] = ls
+        gnorm[idx] = gn
+        n_rhs[idx] += rhs
+
+    active = np.arange(N)
+    horizon = 0.0
+    duration = job.t1
+    while active.size:
+        y_start = y[active].copy()
+        tr = _segment(job, y_start, duration)
+        record(active, tr.y_final, tr.t_final, tr.status, tr.loss_final, tr.grad_norm_final,
+               tr.invariant_drift, tr.n_rhs, y_start)
+        horizon += duration
+        again = np.isin(tr.status, _RESUMABLE)
+        if job.polish_steps and job.integrator != "gd" and again.any():
+            sub = active[again]
+            pol = _polish(job, y[sub])
+            ok = pol["status"] == int(Status.CONVERGED)
+            if ok.any():
+                idx = sub[ok]
+                record(idx, pol["y"][ok], pol["t"][ok], pol["status"][ok], pol["loss"][ok], pol["gnorm"][ok],
+                       pol["drift"][ok], pol["n_rhs"][ok], y[idx].copy())
+                polished[idx] = True
+            n_rhs[sub[~ok]] += pol["n_rhs"][~ok]
+            again[np.flatnonzero(again)[ok]] = False
+        if horizon >= job.t_max * (1 - 1e-12) or not again.any():
+            break
+        active = active[again]
+        duration = min(horizon, job.t_max - horizon)  # doubles the horizon, capped at t_max
+    limit = np.full(N, LIMIT_UNCONVERGED, dtype=np.int64)
+    limit[status == int(Status.DIVERGED)] = LIMIT_DIVERGED
+    conv = np.flatnonzero(status == int(Status.CONVERGED))
+    if conv.size:
+        limit[conv] = np.asarray(job.classifier.classify(y[conv], loss[conv]), dtype=np.int64)
+    out = {
+        "start": start,
+        "stop": stop,
+        "limit": limit,
+        "final_loss": loss,
+        "final_grad_norm": gnorm,
+        "invariant_drift": drift,
+        "t_final": t,
+        "status": status,
+        "n_grad_evals": n_rhs,
+        "polished": polished,
+    }
+    if job.keep_states:
+        out["theta0"] = theta0
+        out["theta_final"] = y
+    return out
+
+
+_SAMPLE_VARS = (
+    "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished",
+)
+_STATE_VARS = ("theta0", "theta_final")
+
+
+# ---------------------------------------------------------------------------- schedulers
+def _executor_kind(scheduler):
+    if scheduler is None or scheduler == "processes":
+        return "processes"
+    if scheduler in ("synchronous", "serial"):
+        return "serial"
+    if isinstance(scheduler, str):
+        if "://" in scheduler:
+            return "dask"
+        raise ValueError(
+            f"`scheduler` must be None/'processes' (local cores), 'synchronous', a dask scheduler address "
+            f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}."
+        )
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a core dependency
+        Client = ()
+    if isinstance(scheduler, Client):
+        return "dask"
+    raise TypeError(f"`scheduler` must be a str, None or a distributed.Client; got {type(scheduler).__name__}.")
+
+
+def _execute(job, tasks, scheduler, n_workers, handle):
+    """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order)."""
+    kind = _executor_kind(scheduler)
+    if kind == "processes":
+        workers = n_workers or os.cpu_count() or 1
+        if workers <= 1 or len(tasks) <= 1:
+            kind = "serial"
+    if kind == "serial":
+        for start, stop, th in tasks:
+            handle(_run_chunk(job, start, stop, th))
+        return
+    if kind == "processes":
+        window = 2 * workers
+        it = iter(tasks)
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            pending = set()
+            try:
+                for task in it:
+                    pending.add(ex.submit(_run_chunk, job, *task))
+                    if len(pending) >= window:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            handle(f.result())
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        handle(f.result())
+            finally:
+                for f in pending:
+                    f.cancel()
+        return
+    from distributed import Client, as_completed
+
+    own = isinstance(scheduler, str)
+    client = Client(scheduler, set_as_default=False) if own else scheduler
+    try:
+        nw = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 2 * nw
+        job_f = client.scatter(job, broadcast=True)
+        it = iter(tasks)
+        ac = as_completed()
+        for task in it:
+            ac.add(client.submit(_run_chunk, job_f, *task, pure=False))
+            if ac.count() >= window:
+                break
+        try:
+            for f in ac:
+                handle(f.result())
+                for task in it:
+                    ac.add(client.submit(_run_chunk, job_f, *task, pure=False))
+                    break
+        finally:
+            for f in list(ac.futures):
+                f.cancel()
+    finally:
+        if own:
+            client.close()
+
+
+# ---------------------------------------------------------------------------- the store
+def _canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _open_store(path, signature: dict):
+    import zarr
+
+    path = os.fspath(path)
+    exists = os.path.exists(path)
+    root = zarr.open_group(path, mode="a")
+    stored = root.attrs.get(_STORE_KEY)
+    if stored is None:
+        if exists and len(list(root.group_keys())) + len(list(root.array_keys())) > 0:
+            raise ValueError(f"`store` {path!r} exists but is not a flowgeom basins store; choose another path.")
+        root.attrs[_STORE_KEY] = json.loads(_canonical_json(signature))
+        return root
+    mine = json.loads(_canonical_json(signature))
+    if stored != mine:
+        diff = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
+        details = "; ".join(f"{k}: store has {stored.get(k)!r}, this call has {mine.get(k)!r}" for k in diff[:6])
+        raise ValueError(
+            f"`store` {path!r} was written by a different basin run ({details}). Resume with the same "
+            "problem, seed, init, integrator and tolerances, or use another store."
+        )
+    return root
+
+
+def _completed(root) -> list[tuple[int, int, Any]]:
+    out = []
+    for name, g in root.groups():
+        m = _CHUNK_RE.match(name)
+        if m and g.attrs.get("complete") is True:
+            out.append((int(m.group(1)), int(m.group(2)), g))
+    return sorted(out, key=lambda r: r[0])
+
+
+def _drop_incomplete(root):
+    for name, g in list(root.groups()):
+        if _CHUNK_RE.match(name) and g.attrs.get("complete") is not True:
+            del root[name]
+
+
+def _write_chunk(root, res: dict):
+    name = f"chunk_{res['start']:012d}_{res['stop']:012d}"
+    g = root.create_group(name, overwrite=True)
+    for k in _SAMPLE_VARS + _STATE_VARS:
+        if k in res:
+            g.create_array(k, data=np.ascontiguousarray(res[k]))
+    # the completion marker is written last: a chunk without it is redone on resume
+    g.attrs["complete"] = True
+
+
+def _missing_ranges(n, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for a, b in sorted(done):
+        if a > pos:
+            out.append((pos, min(a, n)))
+        pos = max(pos, b)
+        if pos >= n:
+            break
+    if pos < n:
+        out.append((pos, n))
+    return [(a, b) for a, b in out if b > a]
+
+
+# ---------------------------------------------------------------------------- the public entry point
+def _provenance(model, problem) -> dict:
+    if problem is not None:
+        a = dict(problem.attrs())
+        if problem.X is not None:
+            h = hashlib.sha256(np.ascontiguousarray(problem.X).tobytes() + np.ascontiguousarray(problem.Y).tobytes())
+            a["data_sha256"] = h.hexdigest()
+        return a
+    widths = [int(w) for w in getattr(model, "widths", ())]
+    sv: list[float] = []
+    target = getattr(model, "target", None)
+    if target is not None:
+        sv = [float(v) for v in np.linalg.svd(np.asarray(target), compute_uv=False)]
+    return {
+        "widths": widths,
+        "singular_values": sv,
+        "depth_H": int(getattr(model, "depth_H", -1)),
+        "whitened": bool(getattr(model, "whitened", False)),
+    }
+
+
+def _model_fingerprint(model) -> str:
+    try:
+        return type(model).__name__ + ":" + hashlib.sha256(pickle.dumps(model)).hexdigest()
+    except Exception:  # an unpicklable model: identify it by type only
+        return type(model).__name__
+
+
+def sample_basins(
+    problem_or_model,
+    n_samples: int,
+    *,
+    init="gaussian",
+    init_scale: float | None = None,
+    init_params: dict | None = None,
+    integrator: str = "adaptive",
+    lr: float | None = None,
+    t1: float = 100.0,
+    t_max: float | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    grad_tol: float = 1e-10,
+    max_steps: int = 100_000,
+    max_norm: float = 1e8,
+    polish_steps: int = DEFAULT_POLISH_STEPS,
+    classifier: Classifier | None = None,
+    chunk_size: int | None = None,
+    seed: int | None = None,
+    scheduler=None,
+    n_workers: int | None = None,
+    store: str | os.PathLike | None = None,
+    progress: bool = True,
+    ci_level: float = 0.95,
+    ci_method: str = "wilson",
+    keep_states: bool = False,
+    backend: str = "auto",
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> xr.Dataset:
+    r"""Measure basins: sample initializations, run the flow, classify limits, count with CIs.
+
+    For samples :math:`i = 0..N-1` with :math:`\theta_0^{(i)}` from ``init``, integrate
+    :math:`\dot\theta = -\nabla L(\theta)` (or gradient descent) until
+    :math:`\|\nabla L\| \le` ``grad_tol``, doubling the horizon from ``t1`` up to ``t_max``
+    for trajectories that have not converged, and label each limit (module docstring).
+
+    Parameters
+    ----------
+    problem_or_model : flowgeom.Problem or Model
+        A Problem runs ``problem.network()`` (the flow the user runs) and classifies with its
+        atlas. A DeepLinearNetwork gets its atlas too; any other model needs ``classifier``.
+    n_samples : int
+        N >= 1.
+    init : str or array_like, default "gaussian"
+        ``"gaussian"``, ``"orthogonal"``, ``"balanced"``, ``"stable-set"``, ``"file:PATH.npy"``
+        or an (N, n_params) array (:mod:`flowgeom.samplers`).
+    init_scale : float, optional
+        The sampler's scale (default 1.0).
+    init_params : dict, optional
+        Sampler parameters, e.g. ``{"delta": 1e-3, "stratum": "{0}"}`` for ``"stable-set"``.
+    integrator : {"adaptive", "invariant", "gd"}, default "adaptive"
+        Dormand--Prince 5(4) flow, the invariant-preserving Gauss--Legendre flow, or discrete
+        gradient descent with step ``lr`` (time t = k * lr).
+    lr : float, optional
+        Required for ``"gd"``.
+    t1 : float, default 100.0
+        First horizon.
+    t_max : float, optional
+        Cap of the doubled horizons; default ``t1 * 2**6``.
+    rtol, atol : float, default 1e-6, 1e-9
+        Flow tolerances (the defaults of :func:`flowgeom.integrate.integrate`).
+    grad_tol : float, default 1e-10
+        Convergence test :math:`\|\nabla L\| \le` ``grad_tol``.
+    max_steps : int, default 100_000
+        Step budget per segment (a segment that exhausts it is continued like one that
+        reached its horizon).
+    max_norm : float, default 1e8
+        Divergence threshold on :math:`\|\theta\|`.
+    polish_steps : int, default 2000
+        End game of the flow integrators: after each flow segment, unconverged trajectories
+        try up to this many gradient-descent steps with a per-trajectory step
+        :math:`2^{\lfloor\log_2(0.5/\lambda_{\max})\rfloor}` (:math:`\lambda_{\max}` of the Hessian
+        at the flow's state); those that reach ``grad_tol`` are converged there (``polished``
+        is True), the others continue the flow from the flow's state. An explicit solver's
+        gradient stalls near a limit at a level set by ``rtol``/``atol`` (about 1e-5 for the
+        defaults), far above ``grad_tol``. 0 disables.
+    classifier : Classifier, optional
+        Default: the atlas classifier (:class:`StratumClassifier`).
+    chunk_size : int, optional
+        Samples per task; default ``min(2048, max(64, ceil(N / (4 * workers))))``. The result
+        does not depend on it.
+    seed : int, optional
+        Root seed; default: fresh entropy (recorded in attrs), or the seed of an existing
+        ``store``.
+    scheduler : None, "processes", "synchronous", str or distributed.Client, default None
+        None/"processes": a process pool on ``n_workers`` local cores; "synchronous": in this
+        process; ``"tcp://host:port"`` or a Client: a dask.distributed cluster.
+    n_workers : int, optional
+        Local processes; default ``os.cpu_count()``.
+    store : path, optional
+        A Zarr store (directory) receiving each finished chunk; rerunning with the same store
+        resumes (its recorded run parameters must match, else ValueError).
+    progress : bool, default True
+        Show a tqdm progress bar (samples done and rate).
+    ci_level : float, default 0.95
+    ci_method : {"wilson", "clopper-pearson"}, default "wilson"
+    keep_states : bool, default False
+        Also return ``theta0`` and ``theta_final`` (dims sample, param).
+    backend : {"auto", "numpy", "numba"}, default "auto"
+        Passed to the integrator.
+    on_chunk : callable, optional
+        ``on_chunk(start, stop)`` after each chunk is recorded (and stored).
+
+    Returns
+    -------
+    xarray.Dataset
+        The ``basins`` Dataset (DESIGN.md): dims ``sample``, ``stratum``; ``limit``,
+        ``final_loss``, ``final_grad_norm``, ``invariant_drift``, ``t_final``, ``status``
+        (integrate.Status), ``n_grad_evals`` per sample; ``count``, ``fraction``,
+        ``fraction_low``, ``fraction_high`` per stratum; ``count_<outcome>``,
+        ``fraction_<outcome>`` (+ ``_low``/``_high``) for unconverged, diverged, unclassified;
+        coords ``label``, ``rank``, ``critical_value`` (and ``kind`` for the atlas).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments (named in the message); a store written by a different run.
+    """
+    from .problem import Problem
+
+    # ---- validate
+    if isinstance(problem_or_model, Problem):
+        problem = problem_or_model
+        model = problem.network()
+    else:
+        problem = None
+        model = problem_or_model
+        for attr in ("n_params", "loss", "grad", "conserved"):
+            if not hasattr(model, attr):
+                raise TypeError(
+                    f"`problem_or_model` must be a flowgeom.Problem or a Model; got {type(model).__name__} "
+                    f"without `{attr}`."
+                )
+    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
+        raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+    n = int(n_samples)
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"`integrator` must be one of {INTEGRATORS}; got {integrator!r}.")
+    if integrator == "gd":
+        if lr is None or not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"`lr` must be a positive float for integrator='gd'; got {lr!r}.")
+        lr = float(lr)
+    elif lr is not None:
+        raise ValueError(f"`lr` is only used with integrator='gd'; got lr={lr!r} with integrator={integrator!r}.")
+    t1 = float(t1)
+    if not (np.isfinite(t1) and t1 > 0):
+        raise ValueError(f"`t1` must be a positive finite float; got {t1!r}.")
+    t_max = t1 * 2.0**DEFAULT_DOUBLINGS if t_max is None else float(t_max)
+    if not (np.isfinite(t_max) and t_max >= t1):
+        raise ValueError(f"`t_max` must be a finite float >= t1 = {t1}; got {t_max!r}.")
+    if ci_method not in _CI:
+        raise ValueError(f"`ci_method` must be 'wilson' or 'clopper-pearson'; got {ci_method!r}.")
+    ci_level = _check_level(ci_level)
+    if isinstance(polish_steps, bool) or int(polish_steps) != polish_steps or polish_steps < 0:
+        raise ValueError(f"`polish_steps` must be a non-negative integer; got {polish_steps!r}.")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size!r}.")
+    if n_workers is not None and (int(n_workers) != n_workers or n_workers < 1):
+        raise ValueError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
+    _executor_kind(scheduler)
+    if classifier is None:
+        classifier = default_classifier(model, problem)
+    elif not isinstance(classifier, Classifier):
+        raise TypeError(
+            f"`classifier` must implement flowgeom.basins.Classifier (labels, ranks, critical_values, "
+            f"classify); got {type(classifier).__name__}."
+        )
+    ini = make_initializer(init, model, scale=init_scale, problem=problem, **(init_params or {}))
+
+    # ---- seed: explicit, else the store's, else fresh entropy
+    if seed is None and store is not None and os.path.exists(os.fspath(store)):
+        import zarr
+
+        try:
+            prev = zarr.open_group(os.fspath(store), mode="r").attrs.get(_STORE_KEY)
+        except Exception:
+            prev = None
+        if prev is not None:
+            seed = int(prev["seed"])
+    seed = int(np.random.SeedSequence().entropy) if seed is None else _check_seed(seed)
+
+    tolerances = {"rtol": rtol, "atol": atol} if integrator != "gd" else {"lr": lr}
+    tolerances.update(polish_steps=int(polish_steps) if integrator != "gd" else 0)
+    tolerances.update(grad_tol=float(grad_tol), t1=t1, t_max=t_max, max_steps=int(max_steps), max_norm=float(max_norm))
+    attrs = {"flowgeom_version": __version__}
+    attrs.update(_provenance(model, problem))
+    attrs.update(
+        seed=seed,
+        model=type(model).__name__,
+        integrator=integrator,
+        method={"adaptive": "dopri5", "invariant": "gauss-legendre", "gd": "gd"}[integrator],
+        tolerances=tolerances,
+        **ini.attrs(),
+        classifier=classifier.attrs() if hasattr(classifier, "attrs") else {"type": type(classifier).__name__},
+        ci_level=ci_level,
+        ci_method=ci_method,
+        n_samples=n,
+        limit_codes={str(k): v for k, v in LIMIT_CODES.items()},
+    )
+    signature = {k: v for k, v in attrs.items() if k not in ("flowgeom_version", "n_samples", "ci_level", "ci_method")}
+    signature["model_fingerprint"] = _model_fingerprint(model)
+    signature["keep_states"] = bool(keep_states)
+
+    job = _Job(
+        model=model, classifier=classifier, initializer=ini if ini.seeded else _strip_array(ini), seed=seed,
+        integrator=integrator, lr=lr, t1=t1, t_max=t_max, rtol=float(rtol), atol=float(atol),
+        grad_tol=float(grad_tol), max_steps=int(max_steps), max_norm=float(max_norm), backend=backend,
+        keep_states=bool(keep_states), polish_steps=int(polish_steps),
+    )
+
+    # ---- what is left to do
+    root = None
+    results: dict[int, dict] = {}
+    done_ranges: list[tuple[int, int]] = []
+    if store is not None:
+        root = _open_store(store, signature)
+        _drop_incomplete(root)
+        done_ranges = [(a, b) for a, b, _ in _completed(root)]
+    todo = _missing_ranges(n, done_ranges)
+    n_todo = sum(b - a for a, b in todo)
+    workers = 1 if _executor_kind(scheduler) == "serial" else (n_workers or os.cpu_count() or 1)
+    if chunk_size is None:
+        chunk_size = int(min(2048, max(64, -(-max(n_todo, 1) // (4 * workers)))))
+    tasks = []
+    for a, b in todo:
+        for s0 in range(a, b, chunk_size):
+            s1 = min(b, s0 + chunk_size)
+            tasks.append((s0, s1, None if ini.seeded else ini.sample(model, s0, s1, seed)))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, initial=n - n_todo, unit="sample", unit_scale=True, desc="basins", disable=not progress)
+
+    def handle(res):
+        if root is not None:
+            _write_chunk(root, res)
+        else:
+            results[res["start"]] = res
+        bar.update(res["stop"] - res["start"])
+        if on_chunk is not None:
+            on_chunk(res["start"], res["stop"])
+
+    try:
+        _execute(job, tasks, scheduler, n_workers, handle)
+    finally:
+        bar.close()
+
+    # ---- assemble samples 0..n-1 in order
+    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ())
+    cols = {k: [] for k in names}
+    pieces = (
+        [(a, b, {k: g[k][:] for k in names}) for a, b, g in _completed(root)]
+        if root is not None
+        else [(r["start"], r["stop"], r) for r in sorted(results.values(), key=lambda r: r["start"])]
+    )
+    pos = 0
+    for a, b, data in pieces:
+        if b <= pos or a >= n:
+            continue
+        lo, hi = pos - a, min(b, n) - a
+        for k in names:
+            cols[k].append(np.asarray(data[k])[lo:hi])
+        pos = min(b, n)
+    if pos != n:  # pragma: no cover - guarded by _missing_ranges
+        raise RuntimeError(f"internal error: assembled {pos} of {n} samples.")
+    arr = {k: np.concatenate(v) for k, v in cols.items()}
+    return _build_dataset(arr, classifier, attrs, ci_level, ci_method)
+
+
+def _strip_array(ini: Initializer) -> Initializer:
+    """An array initializer without its array (the rows travel with each task instead)."""
+    return Initializer(ini.name, ini.scale, ini.params, {}, None)
+
+
+def _build_dataset(arr, classifier, attrs, level, method) -> xr.Dataset:
+    n = arr["limit"].shape[0]
+    labels = [str(x) for x in classifier.labels]
+    K = len(labels)
+    fr = basin_fractions(arr["limit"], K, level=level, method=method)
+    data = {
+        "limit": ("sample", arr["limit"].astype(np.int64)),
+        "final_loss": ("sample", arr["final_loss"]),
+        "final_grad_norm": ("sample", arr["final_grad_norm"]),
+        "invariant_drift": ("sample", arr["invariant_drift"]),
+        "t_final": ("sample", arr["t_final"]),
+        "status": ("sample", arr["status"].astype(np.int8)),
+        "n_grad_evals": ("sample", arr["n_grad_evals"].astype(np.int64)),
+        "polished": ("sample", arr["polished"].astype(bool)),
+        "count": ("stratum", fr.count),
+        "fraction": ("stratum", fr.fraction),
+        "fraction_low": ("stratum", fr.low),
+        "fraction_high": ("stratum", fr.high),
+    }
+    for name, (c, f, lo, hi) in fr.special.items():
+        data[f"count_{name}"] = ((), np.int64(c))
+        data[f"fraction_{name}"] = ((), np.float64(f))
+        data[f"fraction_{name}_low"] = ((), np.float64(lo))
+        data[f"fraction_{name}_high"] = ((), np.float64(hi))
+    if "theta0" in arr:
+        data["theta0"] = (("sample", "param"), arr["theta0"])
+        data["theta_final"] = (("sample", "param"), arr["theta_final"])
+    coords = {
+        "sample": ("sample", np.arange(n, dtype=np.int64)),
+        "label": ("stratum", np.array(labels, dtype=object)),
+        "rank": ("stratum", np.asarray(list(classifier.ranks), dtype=np.int64)),
+        "critical_value": ("stratum", np.asarray(list(classifier.critical_values), dtype=np.float64)),
+    }
+    kinds = getattr(classifier, "kinds", None)
+    if kinds is not None:
+        coords["kind"] = ("stratum", np.array(list(kinds), dtype=object))
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    ds["limit"].attrs["description"] = "index into stratum; -1 unconverged, -2 diverged, -3 unclassified"
+    ds["status"].attrs["description"] = "flowgeom.integrate.Status of the last segment"
+    return ds
