@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -52,6 +54,18 @@ def _canon(v):
     if isinstance(v, (np.floating, float)):
         return float(v)
     return v
+
+
+def compute_fingerprint(compute: Callable, plot: Callable | None = None) -> str:
+    """SHA-256 of the source file defining ``compute``, without the source of ``plot``.
+
+    Stored in the cached Dataset's attrs, so that editing the computation (or a constant it
+    uses) invalidates the cache while editing only the plotting does not.
+    """
+    src = inspect.getsource(inspect.getmodule(compute))
+    if plot is not None:
+        src = src.replace(inspect.getsource(plot), "")
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
 
 
 def study_attrs(name: str, config: dict, *, quick: bool) -> dict:
@@ -174,8 +188,9 @@ def run(
     quick = bool(args.quick)
     out_dir = args.out if args.out is not None else (paths.QUICK if quick else paths.FIGURES)
     data_dir = args.data if args.data is not None else (paths.QUICK if quick else paths.DATA)
-    ds = load_or_compute(name, compute, quick_config if quick else config, quick=quick, data_dir=data_dir,
-                         force=args.force)
+    cfg = dict(quick_config if quick else config)
+    cfg["compute_source_sha256"] = compute_fingerprint(compute, plot)
+    ds = load_or_compute(name, compute, cfg, quick=quick, data_dir=data_dir, force=args.force)
     with style():
         fig = plot(ds)
     return save_figure(fig, Path(out_dir) / f"{name}.png")
