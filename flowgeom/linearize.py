@@ -101,7 +101,10 @@ class Inertia:
     method : str
         ``"dense"``, ``"ldl"`` or ``"lanczos"``.
     decided : bool
-        True when all counts are known and ``gap >= gap_min``.
+        True when all counts are known and no eigenvalue magnitude lies within a factor
+        :math:`\sqrt{\text{gap\_min}}` of :math:`\tau` on either side: the zero cluster and the rest
+        of the spectrum are then separated by at least ``gap_min`` with the tolerance inside the gap.
+        The same rule for all three methods (``"ldl"`` certifies it with shifted factorizations).
     eigenvalues : ndarray or None
         All eigenvalues ascending (``"dense"``), the computed low end (``"lanczos"``), or None.
     """
@@ -161,6 +164,12 @@ def _counts_from_eigs(lam, tau, scale, gap_min, method):
     return n_neg, n_zero, n_pos, max_zero, min_nonzero, gap
 
 
+def _separated(max_zero, min_nonzero, tau, gap_min) -> bool:
+    """The decision rule: no |lambda| within a factor sqrt(gap_min) of tau on either side."""
+    g = math.sqrt(gap_min)
+    return bool(max_zero <= tau / g and min_nonzero >= tau * g)
+
+
 def _ldl_negative_count(A: FloatArray) -> int:
     """Number of negative eigenvalues of symmetric A from its Bunch–Kaufman LDL^T (Sylvester)."""
     ldu, ipiv, info = sla.lapack.dsytrf(A, lower=1, overwrite_a=1)
@@ -217,7 +226,8 @@ def hessian_inertia(
     zero_atol : float, default 0.0
         Absolute floor of the zero tolerance (use > 0 when the Hessian may vanish identically).
     gap_min : float, default ``GAP_MIN`` (1e3)
-        The counts are ``decided`` only when the zero cluster is separated by this factor.
+        The counts are ``decided`` only when no eigenvalue magnitude lies in
+        :math:`[\tau/\sqrt{g}, \tau\sqrt{g}]`, g = ``gap_min``.
     check_gap : bool, default True
         For ``"ldl"``: factor at :math:`\pm\tau\sqrt{g}` and :math:`\pm\tau/\sqrt{g}` (g = ``gap_min``,
         4 factorizations) to certify the gap; False factors at :math:`\pm\tau` only (2) and leaves
@@ -260,7 +270,7 @@ def hessian_inertia(
         tau = max(zero_atol, zero_rtol * scale)
         n_neg, n_zero, n_pos, max_zero, min_nonzero, gap = _counts_from_eigs(lam, tau, scale, gap_min, method)
         return Inertia(n_neg, n_zero, n_pos, tau, max_zero, min_nonzero, float(gap), scale, "dense",
-                       bool(gap >= gap_min), lam)
+                       _separated(max_zero, min_nonzero, tau, gap_min), lam)
     if method == "ldl":
         Hm = model.hessian(theta) if hessian is None else np.asarray(hessian, dtype=np.float64)
         Hm = 0.5 * (Hm + Hm.T)
@@ -280,7 +290,8 @@ def hessian_inertia(
             n_below_tau = hi_pos
             if clean:
                 max_zero, min_nonzero = tau / g, tau * g
-            else:
+            else:  # some eigenvalue lies near tau: count at exactly +-tau, like the dense path
+                n_neg, n_below_tau = below(-tau), below(tau)
                 max_zero, min_nonzero = tau, tau
         else:
             n_neg = below(-tau)
@@ -323,7 +334,7 @@ def hessian_inertia(
     n_pos = n - n_neg - n_zero
     gap = min_nonzero / max(max_zero, _TINY * max(scale, _TINY))
     return Inertia(n_neg, n_zero, n_pos, tau, max_zero, min_nonzero, float(gap), scale, "lanczos",
-                   bool(gap >= gap_min), lam)
+                   _separated(max_zero, min_nonzero, tau, gap_min), lam)
 
 
 def stable_codimension(inertia: Inertia, manifold_dim: int) -> tuple[int, int, str]:
