@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main", "build_parser"]
 
 DEFAULT_OUT = "./flowgeom-out"
@@ -137,6 +139,108 @@ def _positive_float(text: str) -> float:
 
 
 # ---------------------------------------------------------------------------- commands
+def _require_linear(args, command):
+    if args.model != "linear":
+        raise BadInput(
+            f"`flowgeom {command} --model {args.model}` is not available; nonlinear models run through "
+            "`flowgeom atlas --model ...`"
+        )
+
+
+def _print_fractions(ds) -> None:
+    labels = [str(v) for v in ds["label"].values]
+    width = max(8, max(len(lab) for lab in labels))
+    print(f"  {'stratum':<{width}}  {'L*':>8}  {'fraction':>9}  {'CI':>21}")
+    for i, lab in enumerate(labels):
+        f, lo, hi = (float(ds[k].values[i]) for k in ("fraction", "fraction_low", "fraction_high"))
+        cv = float(ds["critical_value"].values[i])
+        print(f"  {lab:<{width}}  {cv:8.4g}  {f:9.4f}  [{lo:.4f}, {hi:.4f}]")
+    lim = ds["limit"].values
+    print(f"  unconverged: {int((lim == -1).sum())}, diverged: {int((lim == -2).sum())}, samples: {lim.size}")
+
+
+def run_strata(problem, args, out: Path):
+    from .critical.atlas import build_strata_dataset, strata_table
+    from .io import save_dataset
+
+    ranks = _ints(args.ranks, "--ranks") if getattr(args, "ranks", None) else None
+    ds = build_strata_dataset(problem, ranks=ranks, top_only=getattr(args, "top_only", False), seed=args.seed)
+    save_dataset(ds, out / "strata.nc")
+    print(strata_table(ds))
+    print(f"-> {out / 'strata.nc'}")
+    return ds
+
+
+def run_basins(problem, args, out: Path):
+    from .basins import sample_basins
+    from .io import save_dataset
+
+    ds = sample_basins(
+        problem,
+        args.samples,
+        init=args.init,
+        init_scale=args.init_scale,
+        integrator=args.integrator,
+        lr=args.lr,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        store=args.store,
+        progress=True,
+    )
+    save_dataset(ds, out / "basins.nc")
+    print(f"basins of {args.samples} initializations ({args.init}, integrator {args.integrator}):")
+    _print_fractions(ds)
+    print(f"-> {out / 'basins.nc'}")
+    return ds
+
+
+def run_transitions(problem, args, out: Path):
+    from .transitions import save_transitions, sample_transitions
+
+    ds = sample_transitions(problem, args.samples, init_scale=args.init_scale, seed=args.seed)
+    nc, gm = save_transitions(ds, out)
+    print(f"transitions of {args.samples} trajectories from init scale {args.init_scale:g}:")
+    src, dst, cnt = ds["source"].values, ds["target"].values, ds["count"].values
+    prob = ds["probability"].values
+    for i in np.argsort(-cnt):
+        print(f"  {src[i]:>10} -> {dst[i]:<10} count {int(cnt[i]):5d}  p = {float(prob[i]):.3f}")
+    print(f"-> {nc}, {gm}")
+    return ds
+
+
+def _validate_sampling_args(args):
+    if args.init_scale is not None and not args.init_scale > 0:
+        raise BadInput(f"`--init-scale` must be positive; got {args.init_scale}")
+    if args.integrator not in ("adaptive", "invariant", "gd"):
+        raise BadInput(f"`--integrator` must be adaptive, invariant or gd; got {args.integrator!r}")
+    if args.integrator == "gd" and args.lr is None:
+        raise BadInput("`--integrator gd` needs `--lr` (a step size, e.g. --lr 0.01)")
+    if args.store is not None and not str(args.store).endswith(".zarr"):
+        raise BadInput(f"`--store` must be a path ending in .zarr; got {args.store!r}")
+
+
+def cmd_strata(args) -> int:
+    _require_linear(args, "strata")
+    problem = make_problem(args)
+    run_strata(problem, args, _out_dir(args))
+    return 0
+
+
+def cmd_basins(args) -> int:
+    _require_linear(args, "basins")
+    _validate_sampling_args(args)
+    problem = make_problem(args)
+    run_basins(problem, args, _out_dir(args))
+    return 0
+
+
+def cmd_transitions(args) -> int:
+    _require_linear(args, "transitions")
+    problem = make_problem(args)
+    run_transitions(problem, args, _out_dir(args))
+    return 0
+
+
 def cmd_verify(args) -> int:
     from .claims import claims_dataset, claims_markdown, verify_claims
     from .io import save_dataset
@@ -153,6 +257,68 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .io import load_dataset
+    from .plot import plot_directory
+
+    d = Path(args.dir)
+    if not d.is_dir():
+        raise BadInput(f"`DIR` {args.dir!r} is not a directory (run `flowgeom atlas --out DIR` first)")
+    found = [n for n in ("strata.nc", "basins.nc", "transitions.nc") if (d / n).exists()]
+    if not found:
+        raise BadInput(f"`DIR` {args.dir!r} holds none of strata.nc, basins.nc, transitions.nc")
+    datasets = {n.removesuffix(".nc"): load_dataset(d / n) for n in found}
+    for path in plot_directory(datasets, d):
+        print(f"-> {path}")
+    return 0
+
+
+def cmd_atlas(args) -> int:
+    out = _out_dir(args)
+    t0 = time.perf_counter()
+    problem = make_problem(args)
+    if args.model != "linear":
+        from .io import save_dataset
+        from .nonlinear_atlas import mlp_for_problem, nonlinear_atlas
+
+        model = mlp_for_problem(problem, args.model)
+        results = nonlinear_atlas(model, n_samples=args.samples, seed=args.seed)
+        for name, ds in results.items():
+            save_dataset(ds, out / f"{name}.nc")
+            print(f"-> {out / (name + '.nc')}")
+        if "transitions" in results:
+            from .transitions import save_transitions
+
+            save_transitions(results["transitions"], out)
+    else:
+        print(f"== strata ({problem.widths}, s = {tuple(float(v) for v in problem.singular_values)})")
+        run_strata(problem, args, out)
+        print(f"\n== basins ({args.samples} samples)")
+        run_basins(problem, args, out)
+        print(f"\n== transitions ({args.transition_samples} samples, init scale {args.transition_scale:g})")
+        targs = argparse.Namespace(**{**vars(args), "samples": args.transition_samples,
+                                      "init_scale": args.transition_scale})
+        run_transitions(problem, targs, out)
+        print("\n== claims of the paper (measured now)")
+        cmd_verify(argparse.Namespace(out=str(out), seed=args.seed, quick=not args.full_verify))
+    print("\n== figures")
+    cmd_plot(argparse.Namespace(dir=str(out)))
+    print(f"\natlas done in {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+def _add_sampling_args(p, samples_default=None):
+    p.add_argument("--samples", type=_positive_int, required=samples_default is None, default=samples_default,
+                   help="number of initializations" + (f" (default {samples_default})" if samples_default else ""))
+    p.add_argument("--init", default="gaussian",
+                   help="gaussian (default), orthogonal, balanced, stable-set, file:PATH.npy")
+    p.add_argument("--init-scale", type=float, default=None, help="scale of the initialization")
+    p.add_argument("--integrator", default="adaptive", help="adaptive (default), invariant, gd")
+    p.add_argument("--lr", type=_positive_float, default=None, help="step size for --integrator gd")
+    p.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler")
+    p.add_argument("--store", default=None, help="Zarr store (PATH.zarr) to checkpoint and resume")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowgeom",
@@ -161,11 +327,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("atlas", help="everything for one problem: strata, basins, transitions, claims, figures")
+    _add_problem_args(p)
+    _add_sampling_args(p, samples_default=2000)
+    p.add_argument("--transition-samples", type=_positive_int, default=100,
+                   help="trajectories for the transition graph (default 100)")
+    p.add_argument("--transition-scale", type=_positive_float, default=1e-4,
+                   help="init scale for the transition graph (default 1e-4)")
+    p.add_argument("--full-verify", action="store_true", help="run the claims audit at full size (slower)")
+    p.set_defaults(func=cmd_atlas, ranks=None, top_only=False)
+
+    p = sub.add_parser("strata", help="enumerate and linearize the critical strata; writes strata.nc")
+    _add_problem_args(p)
+    p.add_argument("--ranks", default=None, help="comma-separated ranks to include (default all)")
+    p.add_argument("--top-only", action="store_true", help="only the top-r stratum {0..r-1} per rank")
+    p.set_defaults(func=cmd_strata)
+
+    p = sub.add_parser("basins", help="basin fractions of the strata with confidence intervals; writes basins.nc")
+    _add_problem_args(p)
+    _add_sampling_args(p)
+    p.set_defaults(func=cmd_basins)
+
+    p = sub.add_parser("transitions", help="saddle-to-saddle graph; writes transitions.nc and transitions.graphml")
+    _add_problem_args(p)
+    p.add_argument("--samples", type=_positive_int, required=True, help="number of trajectories")
+    p.add_argument("--init-scale", type=_positive_float, default=1e-4, help="init scale (default 1e-4)")
+    p.set_defaults(func=cmd_transitions)
+
     p = sub.add_parser("verify", help="measure every claim of the paper; writes claims.md and claims.nc")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
     p.add_argument("--quick", action="store_true", help="smaller ensembles (seconds)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("plot", help="figures from the Datasets saved in DIR")
+    p.add_argument("dir", metavar="DIR")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 
