@@ -21,7 +21,7 @@ the deep linear network it has no closed form, so it is sampled:
    when the model has it, e.g. hidden-unit permutations and sign flips of an MLP; the Euclidean
    distance otherwise) is small.
 4. **Local geometry** at each point: inertia :math:`(n_-, n_0, n_+)` of the dense Hessian with a
-   recorded zero tolerance and spectral gap; the local dimension of the critical set, measured by
+   recorded zero tolerance and spectral gap (:func:`flowgeom.linearize.hessian_inertia`); the local dimension of the critical set, measured by
    :func:`flowgeom.critical.refine.local_dimension` (probes :math:`\theta \pm \epsilon u`, u in the
    Hessian kernel, refined back onto the critical set; the rank of the fitted displacement map,
    with a check that the set is a manifold there); the Morse–Bott check :math:`n_0 = \dim`.
@@ -50,6 +50,7 @@ import numpy as np
 
 from ._types import FloatArray, Params
 from .critical.refine import local_dimension
+from .linearize import ZERO_RTOL, Inertia, hessian_inertia
 from .models import Model, check_params
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "CriticalSearch",
     "REFINE_STATUS",
     "refine_critical",
-    "hessian_inertia",
     "plateau_points",
     "descent_trajectories",
     "find_critical_points",
@@ -76,8 +76,8 @@ is not critical); -1 non-finite or ``||theta|| > max_norm`` (e.g. tanh units run
 # ~1e-15 relative; 1e-12 leaves three digits of margin.
 RCOND = 1e-12
 
-# Default zero tolerance for inertia, relative to max|lambda| (recorded in every result).
-ZERO_RTOL = 1e-8
+# Default zero tolerance of the inertia, relative to max|lambda|: flowgeom.linearize.ZERO_RTOL (1e-8),
+# the convention shared with flowgeom.critical.refine.local_dimension (so its kernel and n_0 agree).
 
 # Singular-value threshold of the fitted displacement map in the dimension measurement. Tangent
 # directions give ~1; along a degenerate non-tangent direction where L is quartic (x^4) the
@@ -248,43 +248,6 @@ def refine_critical(
     )
 
 
-def hessian_inertia(H: FloatArray, *, zero_rtol: float = ZERO_RTOL) -> dict:
-    r"""Inertia :math:`(n_-, n_0, n_+)` of a symmetric matrix with a relative zero tolerance.
-
-    Eigenvalues with :math:`|\lambda| \le \mathrm{zero\_rtol}\cdot\max|\lambda|` count as zero (the
-    convention of :func:`flowgeom.critical.refine.local_dimension`, so that its kernel and this
-    :math:`n_0` agree).
-
-    Parameters
-    ----------
-    H : ndarray, shape (n, n)
-    zero_rtol : float, default ``ZERO_RTOL`` = 1e-8
-
-    Returns
-    -------
-    dict
-        ``eigenvalues`` (ascending), ``n_negative``, ``n_zero``, ``n_positive``, ``zero_tol``
-        (the absolute threshold used), ``largest_zero`` (max |lambda| counted as zero, 0 if none)
-        and ``smallest_nonzero`` (min |lambda| counted as nonzero, inf if none): their ratio is
-        the spectral gap that makes the count trustworthy.
-    """
-    H = np.asarray(H, dtype=np.float64)
-    if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"`H` must be a square matrix; got shape {H.shape}.")
-    lam = np.linalg.eigvalsh(0.5 * (H + H.T))
-    tol = zero_rtol * float(np.max(np.abs(lam), initial=0.0))
-    zero = np.abs(lam) <= tol
-    return {
-        "eigenvalues": lam,
-        "n_negative": int(np.sum(lam < -tol)),
-        "n_zero": int(np.sum(zero)),
-        "n_positive": int(np.sum(lam > tol)),
-        "zero_tol": tol,
-        "largest_zero": float(np.max(np.abs(lam[zero]), initial=0.0)),
-        "smallest_nonzero": float(np.min(np.abs(lam[~zero]), initial=np.inf)),
-    }
-
-
 # ---------------------------------------------------------------------- starts
 def descent_trajectories(
     model: Model,
@@ -400,8 +363,8 @@ class CriticalPointInfo:
     eigenvalues : ndarray, shape (n,)
         Hessian eigenvalues at the representative, ascending.
     spectral_gap : float
-        ``smallest_nonzero / largest_zero`` of :func:`hessian_inertia` (inf when n_0 = 0 or every
-        zero eigenvalue is exactly 0): large means the inertia count is unambiguous.
+        ``min_nonzero / max_zero`` of the :class:`flowgeom.linearize.Inertia` (inf when n_0 = 0 or
+        every zero eigenvalue is exactly 0): large means the inertia count is unambiguous.
     manifold_dim : int
         Measured local dimension of the critical set
         (:func:`flowgeom.critical.refine.local_dimension`); -1 if not measured, or where the
@@ -484,6 +447,13 @@ def _distance_fn(model) -> Callable[[FloatArray, FloatArray], float]:
     return lambda a, b: float(np.linalg.norm(a - b))
 
 
+def _spectral_gap(inert: Inertia) -> float:
+    """``min_nonzero / max_zero`` (inf when there is no zero eigenvalue or all of them are exactly 0)."""
+    if inert.n_zero and inert.max_zero > 0:
+        return float(inert.min_nonzero / inert.max_zero)
+    return float(np.inf)
+
+
 def _kind(n_neg: int, morse_bott: bool) -> str:
     if n_neg > 0:
         return "strict_saddle"
@@ -511,7 +481,8 @@ def find_critical_points(
     :math:`|L(\theta) - L(\theta')| \le \mathrm{loss\_rtol}\,(1 + |L(\theta)|)` and
     :math:`\min_g\|\theta - g\theta'\| \le \mathrm{dedup\_rtol}\,(1 + \|\theta\|)` (``model.orbit_distance``
     when available, else Euclidean distance). For each distinct point the dense Hessian gives the
-    inertia (:func:`hessian_inertia`) and :func:`flowgeom.critical.refine.local_dimension` the
+    inertia (:func:`flowgeom.linearize.hessian_inertia`, dense) and
+    :func:`flowgeom.critical.refine.local_dimension` the
     local dimension.
     Points of a continuous family are not related by a symmetry; with ``merge_families`` the
     points with positive dimension and equal (critical value, inertia, dimension) are merged into
@@ -577,7 +548,7 @@ def find_critical_points(
     # local geometry of each distinct point
     geo = []
     for th in reps:
-        inert = hessian_inertia(model.hessian(th), zero_rtol=zero_rtol)
+        inert = hessian_inertia(model, th, method="dense", hessian=model.hessian(th), zero_rtol=zero_rtol)
         if measure_dimension:
             dim = local_dimension(model, th, rng=rng, radius=eps, zero_rtol=zero_rtol, dim_rtol=dim_rtol).dim
         else:
@@ -595,7 +566,7 @@ def find_critical_points(
                 if (
                     entry_of[b] == b
                     and dim_b == dim_a
-                    and all(inert_a[k] == inert_b[k] for k in ("n_negative", "n_zero", "n_positive"))
+                    and inert_a.triple == inert_b.triple
                     and abs(rep_loss[a] - rep_loss[b]) <= loss_rtol * (1 + abs(rep_loss[b]))
                 ):
                     entry_of[a] = b
@@ -606,26 +577,22 @@ def find_critical_points(
         th = reps[a]
         inert, dim = geo[a]
         mem = [k for k in range(len(reps)) if entry_of[k] == a]
-        gap = (
-            inert["smallest_nonzero"] / inert["largest_zero"]
-            if inert["n_zero"] and inert["largest_zero"] > 0
-            else np.inf
-        )
-        mb = dim >= 0 and dim == inert["n_zero"]
+        gap = _spectral_gap(inert)
+        mb = dim >= 0 and dim == inert.n_zero
         infos.append(
             CriticalPointInfo(
                 theta=th,
                 loss=float(model.loss(th)),
                 grad_norm=float(np.linalg.norm(model.grad(th))),
-                n_negative=inert["n_negative"],
-                n_zero=inert["n_zero"],
-                n_positive=inert["n_positive"],
-                zero_tol=inert["zero_tol"],
-                eigenvalues=inert["eigenvalues"],
+                n_negative=inert.n_negative,
+                n_zero=inert.n_zero,
+                n_positive=inert.n_positive,
+                zero_tol=inert.zero_tol,
+                eigenvalues=inert.eigenvalues,
                 spectral_gap=float(gap),
                 manifold_dim=dim,
                 morse_bott=bool(mb),
-                kind=_kind(inert["n_negative"], mb),
+                kind=_kind(inert.n_negative, mb),
                 count=int(sum(counts[k] for k in mem)),
                 members=np.stack([reps[k] for k in mem]),
             )

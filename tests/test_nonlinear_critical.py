@@ -16,12 +16,12 @@ import pytest
 
 from flowgeom import DeepLinearNetwork, Problem
 from flowgeom.critical.refine import local_dimension
+from flowgeom.linearize import hessian_inertia
 from flowgeom.mlp import MLP, teacher_student
 from flowgeom.nonlinear_critical import (
     DIM_RTOL,
     duplicate_unit,
     find_critical_points,
-    hessian_inertia,
     plateau_points,
     refine_critical,
     search_critical_points,
@@ -164,23 +164,31 @@ def test_origin_inertia_tanh_matches_linear(widths):
     assert np.linalg.norm(tanh.grad(zero)) == 0.0  # the origin is critical for bias-free tanh
     Ht, Hl = tanh.hessian(zero), dln.hessian(zero)
     np.testing.assert_allclose(Ht, Hl, atol=1e-12 * (1 + np.abs(Hl).max()))
-    it, il = hessian_inertia(Ht), hessian_inertia(Hl)
-    assert (it["n_negative"], it["n_zero"], it["n_positive"]) == (il["n_negative"], il["n_zero"], il["n_positive"])
+    it = hessian_inertia(tanh, zero, method="dense", zero_atol=1e-12)
+    il = hessian_inertia(dln, zero, method="dense", zero_atol=1e-12)
+    assert it.triple == il.triple
     if len(widths) == 3:
         # H = 1: Hessian [[0, B], [B^T, 0]]-type, eigenvalues come in +- pairs
-        assert it["n_negative"] == it["n_positive"] > 0
+        assert it.n_negative == it.n_positive > 0
     else:
-        assert it["n_zero"] == tanh.n_params  # H >= 2: the origin is degenerate to second order
+        assert it.n_zero == tanh.n_params  # H >= 2: the origin is degenerate to second order
 
 
-def test_hessian_inertia_counts():
+def test_reported_inertia_and_gap_follow_linearize():
+    # a quadratic model with a prescribed spectrum (-2, -1e-12, 0, 3e-14, 5): its only critical
+    # point is 0; the search must report what flowgeom.linearize.hessian_inertia measures there
     Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 5)))
     lam = np.array([-2.0, -1e-12, 0.0, 3e-14, 5.0])
-    out = hessian_inertia(Q @ np.diag(lam) @ Q.T)
-    assert (out["n_negative"], out["n_zero"], out["n_positive"]) == (1, 3, 1)
-    assert out["largest_zero"] < 1e-11 and out["smallest_nonzero"] == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="`H`"):
-        hessian_inertia(np.zeros((2, 3)))
+    A = Q @ np.diag(lam) @ Q.T
+    quad = _Toy(5, lambda t: 0.5 * np.einsum("...i,ij,...j->...", t, A, t), lambda t: t @ A,
+                lambda t: np.broadcast_to(A, np.shape(t)[:-1] + (5, 5)))
+    res = find_critical_points(quad, np.zeros((1, 5)), rng=np.random.default_rng(0), measure_dimension=False)
+    (p,) = res.points
+    assert p.inertia == (1, 3, 1)
+    ref = hessian_inertia(quad, np.zeros(5), method="dense")
+    assert p.inertia == ref.triple and p.zero_tol == ref.zero_tol
+    assert p.spectral_gap == pytest.approx(2.0 / 1e-12, rel=1e-3)  # eigvalsh round-off ~1e-15 on 1e-12
+    np.testing.assert_allclose(p.eigenvalues, lam, atol=1e-14)
 
 
 def test_refine_quadratic_convergence_and_statuses():
