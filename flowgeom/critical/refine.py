@@ -158,7 +158,8 @@ def refine(
                     f = lam / (lam * lam + mu_abs)
                 return -(V @ (f * gh))
         else:
-            op = spla.LinearOperator((n, n), matvec=lambda v, th=theta: model.hvp(th, np.ravel(v)), dtype=np.float64)
+            mv = lambda v, th=theta: model.hvp(th, np.ravel(v))  # noqa: E731
+            op = spla.LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)  # symmetric
             scale = max(float(np.linalg.norm(model.hvp(theta, g / gn))), np.finfo(float).tiny)
 
             def step(mu_abs, op=op, g=g):
