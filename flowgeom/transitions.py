@@ -1704,6 +1704,7 @@ def sample_transitions(
     attrs = dict(problem.attrs())
     attrs.update(
         seed=seed, init=init, init_scale=eps, n_samples=int(n_samples), t1=float(t1), integrator=method,
+        loss_offset=float(problem.loss_offset),
         rtol=float(rtol), atol=float(atol), grad_tol=float(grad_tol),
     )
     return transitions_dataset(tg, theory=th, traj=traj, attrs=attrs)
