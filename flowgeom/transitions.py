@@ -47,7 +47,6 @@ import networkx as nx
 import numpy as np
 import xarray as xr
 from scipy import integrate as _quad
-from scipy import optimize as _opt
 from scipy import special as _special
 from scipy import stats as _stats
 

@@ -384,7 +384,7 @@ def test_refine_identifier_generic_model():
     # spectrum (invariant under the orthogonal part of the gauge group).
     pb = Problem.from_spectrum(S421, W543)
     net = pb.network()
-    theta0 = 1e-6 * np.random.default_rng(9).standard_normal((3, net.n_params))
+    theta0 = 1e-6 * np.random.default_rng(9).standard_normal((2, net.n_params))
     tr = integrate(net, theta0, 40.0, rtol=1e-9, atol=1e-13, saveat=SaveAt(n_log=300), backend="numpy")
     ident = RefineIdentifier(net)
     v = detect_visits(tr, net, identify=ident)
@@ -553,3 +553,46 @@ def test_strata_from_critical_module_become_nodes():
     for n, s in zip(ident.nodes, strata):
         assert n.learned == s.learned and n.kind == s.kind and n.critical_value == s.critical_value
         assert sum(n.inertia) == pb.network().n_params
+
+
+# ----------------------------------------------------------------------------- other flows
+def test_unwhitened_data_original_coordinates():
+    # X with singular values 1.3 .. 0.8 (not whitened): the flow runs in the original
+    # coordinates, plateau points are mapped by to_canonical, levels carry the loss offset.
+    rng = np.random.default_rng(3)
+    m = 8
+    U, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    V, _ = np.linalg.qr(rng.standard_normal((m, 5)))
+    SX = np.diag([1.3, 1.15, 1.0, 0.9, 0.8])
+    X = U @ SX @ V.T
+    A = np.zeros((3, 5))
+    A[0, 0], A[1, 1], A[2, 2] = 4.0, 2.0, 1.0
+    Y = A @ SX @ V.T + 0.05 * rng.standard_normal((3, m))
+    pb = Problem.from_data(X, Y, W543)
+    assert not pb.whitened and pb.loss_offset > 0
+    ds = sample_transitions(pb, 4, init_scale=1e-6, seed=1, integrate_options=NUMPY)
+    assert "step" not in ds.dims  # no mode theory for unwhitened data
+    assert ds.attrs["n_rejected"] == 0 and ds.attrs["n_unfinished"] == 0
+    assert ds.attrs["dominant_path"] == ["{}", "{0}", "{0,1}", "{0,1,2}"]
+    cv = dict(zip(ds["label"].values, ds["critical_value"].values))
+    s = pb.singular_values
+    for lab, L in zip(ds["stratum"].values, ds["loss_plateau"].values):
+        S = tuple(int(i) for i in lab.strip("{}").split(",")) if lab != "{}" else ()
+        assert cv[lab] == pytest.approx(_crit_value(s, S), rel=1e-12)
+        assert L == pytest.approx(cv[lab] + pb.loss_offset, abs=0.05 * 0.5)
+
+
+def test_gradient_descent_trajectories():
+    # Discrete GD at a small step visits the same saddles, at times t = k lr close to the flow's.
+    from flowgeom.integrate import gradient_descent
+
+    pb = Problem.from_spectrum(S421, W543)
+    net = pb.network()
+    theta0 = 1e-6 * np.random.default_rng(5).standard_normal((3, net.n_params))
+    gd = gradient_descent(net, theta0, 0.005, t1=30.0, saveat=SaveAt(n_log=300), backend="numpy")
+    fl = integrate(net, theta0, 30.0, rtol=1e-9, atol=1e-13, saveat=SaveAt(n_log=300), backend="numpy")
+    vg = detect_visits(gd, pb)
+    vf = detect_visits(fl, pb)
+    assert vg.paths() == vf.paths() == [("{}", "{0}", "{0,1}", "{0,1,2}")] * 3
+    # GD with step lr follows the flow with an O(lr) relative time shift
+    np.testing.assert_allclose(vg.t_jump[~vg.final], vf.t_jump[~vf.final], rtol=0.02)
