@@ -1,0 +1,345 @@
+"""Internals of :func:`flowgeom.basins.sample_basins`: one chunk, the schedulers and the Zarr store.
+
+Not public API. See :mod:`flowgeom.basins` for the method.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._types import FloatArray
+from .classifiers import LIMIT_DIVERGED, LIMIT_UNCONVERGED
+from .integrate import SaveAt, Status, gradient_descent, integrate
+from .samplers import Initializer
+
+# End game: an explicit adaptive solver cannot resolve the state below its error tolerance,
+# so near a stable limit its gradient norm stalls at ~ lambda_max * (atol + rtol |theta|)
+# (measured: ~1e-5 for rtol = 1e-6 on the (4,3,2) problem) and never meets grad_tol = 1e-10.
+# Unconverged trajectories are therefore continued by gradient descent with a per-trajectory
+# step lr = 2^floor(log2(POLISH_LR_FACTOR / lambda_max)) (a power of two, so that equal
+# curvature estimates give bit-identical steps), which contracts every stable direction.
+POLISH_LR_FACTOR = 0.5
+DEFAULT_POLISH_STEPS = 2000
+# Dense Hessians up to this many parameters; power iteration on hvp beyond.
+POLISH_DENSE_MAX = 256
+POLISH_POWER_ITERS = 60
+STORE_KEY = "flowgeom_basins"
+_CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """Everything a worker needs to process samples [start, stop). Picklable."""
+
+    model: Any
+    classifier: Any
+    initializer: Initializer
+    seed: int
+    integrator: str
+    lr: float | None
+    t1: float
+    t_max: float
+    rtol: float
+    atol: float
+    grad_tol: float
+    max_steps: int
+    max_norm: float
+    backend: str
+    keep_states: bool
+    polish_steps: int = 0
+
+
+_RESUMABLE = (int(Status.REACHED_T1), int(Status.MAX_STEPS))
+
+
+def _segment(job: _Job, y, duration):
+    saveat = SaveAt(ts=np.array([0.0, duration]), states=False)
+    if job.integrator == "gd":
+        return gradient_descent(job.model, y, job.lr, t1=duration, saveat=saveat, grad_tol=job.grad_tol,
+                                max_norm=job.max_norm, backend=job.backend)
+    method = "dopri5" if job.integrator == "adaptive" else "invariant"
+    return integrate(job.model, y, duration, method=method, rtol=job.rtol, atol=job.atol, saveat=saveat,
+                     grad_tol=job.grad_tol, max_steps=job.max_steps, max_norm=job.max_norm, backend=job.backend)
+
+
+def _lambda_max(model, y) -> FloatArray:
+    """Largest Hessian eigenvalue per row of ``y`` (dense for small n, else power iteration)."""
+    n = y.shape[1]
+    if n <= POLISH_DENSE_MAX:
+        return np.linalg.eigvalsh(model.hessian(y))[:, -1]
+    v = np.ones_like(y) / np.sqrt(n)
+    lam = np.zeros(y.shape[0])
+    for _ in range(POLISH_POWER_ITERS):
+        w = model.hvp(y, v)
+        nrm = np.linalg.norm(w, axis=1)
+        lam = np.einsum("ij,ij->i", v, w)
+        v = w / np.where(nrm > 0, nrm, 1.0)[:, None]
+    return np.abs(lam) * 1.25  # power iteration approaches |lambda|_max from below
+
+
+def _polish(job: _Job, y):
+    """Gradient descent from ``y`` with a per-trajectory power-of-two step; returns a dict of arrays."""
+    N = y.shape[0]
+    with np.errstate(all="ignore"):
+        lam = _lambda_max(job.model, y)
+    lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.inf)
+    lr_cap = job.t1 / job.polish_steps  # the polish never runs longer than one first horizon
+    expo = np.floor(np.log2(np.minimum(POLISH_LR_FACTOR / lam, lr_cap)))
+    expo = np.where(np.isfinite(expo), expo, np.floor(np.log2(lr_cap)))
+    out = {
+        "y": y.copy(), "t": np.zeros(N), "status": np.full(N, int(Status.REACHED_T1), dtype=np.int8),
+        "loss": np.full(N, np.nan), "gnorm": np.full(N, np.nan), "drift": np.zeros(N),
+        "n_rhs": np.zeros(N, dtype=np.int64),
+    }
+    for e in np.unique(expo):
+        g = np.flatnonzero(expo == e)
+        lr = float(2.0**e)
+        tr = gradient_descent(job.model, y[g], lr, n_steps=job.polish_steps,
+                              saveat=SaveAt(ts=np.array([0.0, lr * job.polish_steps]), states=False),
+                              grad_tol=job.grad_tol, max_norm=job.max_norm, backend=job.backend)
+        out["y"][g] = tr.y_final
+        out["t"][g] = tr.t_final
+        out["status"][g] = tr.status
+        out["loss"][g] = tr.loss_final
+        out["gnorm"][g] = tr.grad_norm_final
+        out["drift"][g] = tr.invariant_drift
+        out["n_rhs"][g] = tr.n_rhs
+    return out
+
+
+def _conserved_norm(model, y):
+    c = np.asarray(model.conserved(y))
+    return c, (np.linalg.norm(c, axis=-1) if c.shape[-1] else np.zeros(y.shape[0]))
+
+
+def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
+    """Integrate and classify samples [start, stop); returns per-sample arrays."""
+    if theta0 is None:
+        theta0 = job.initializer.sample(job.model, start, stop, job.seed)
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    N = theta0.shape[0]
+    y = theta0.copy()
+    t = np.zeros(N)
+    status = np.full(N, int(Status.REACHED_T1), dtype=np.int8)
+    loss = np.full(N, np.nan)
+    gnorm = np.full(N, np.nan)
+    drift = np.zeros(N)
+    n_rhs = np.zeros(N, dtype=np.int64)
+    polished = np.zeros(N, dtype=bool)
+    c0, c0n = _conserved_norm(job.model, theta0)
+
+    def record(idx, y_new, t_add, st, ls, gn, seg_drift, rhs, y_start):
+        # drift relative to c(0): ||c(t) - c(0)|| <= ||c(t) - c(r)|| + ||c(r) - c(0)||, r = segment start
+        cr, crn = _conserved_norm(job.model, y_start)
+        back = np.linalg.norm(cr - c0[idx], axis=-1) if c0.shape[-1] else np.zeros(idx.size)
+        drift[idx] = np.maximum(drift[idx], (np.asarray(seg_drift) * (1.0 + crn) + back) / (1.0 + c0n[idx]))
+        y[idx] = y_new
+        t[idx] += t_add
+        status[idx] = st
+        loss[idx] = ls
+        gnorm[idx] = gn
+        n_rhs[idx] += rhs
+
+    active = np.arange(N)
+    horizon = 0.0
+    duration = job.t1
+    while active.size:
+        y_start = y[active].copy()
+        tr = _segment(job, y_start, duration)
+        record(active, tr.y_final, tr.t_final, tr.status, tr.loss_final, tr.grad_norm_final,
+               tr.invariant_drift, tr.n_rhs, y_start)
+        horizon += duration
+        again = np.isin(tr.status, _RESUMABLE)
+        if job.polish_steps and job.integrator != "gd" and again.any():
+            sub = active[again]
+            pol = _polish(job, y[sub])
+            ok = pol["status"] == int(Status.CONVERGED)
+            if ok.any():
+                idx = sub[ok]
+                record(idx, pol["y"][ok], pol["t"][ok], pol["status"][ok], pol["loss"][ok], pol["gnorm"][ok],
+                       pol["drift"][ok], pol["n_rhs"][ok], y[idx].copy())
+                polished[idx] = True
+            n_rhs[sub[~ok]] += pol["n_rhs"][~ok]
+            again[np.flatnonzero(again)[ok]] = False
+        if horizon >= job.t_max * (1 - 1e-12) or not again.any():
+            break
+        active = active[again]
+        duration = min(horizon, job.t_max - horizon)  # doubles the horizon, capped at t_max
+    limit = np.full(N, LIMIT_UNCONVERGED, dtype=np.int64)
+    limit[status == int(Status.DIVERGED)] = LIMIT_DIVERGED
+    conv = np.flatnonzero(status == int(Status.CONVERGED))
+    if conv.size:
+        limit[conv] = np.asarray(job.classifier.classify(y[conv], loss[conv]), dtype=np.int64)
+    out = {
+        "start": start,
+        "stop": stop,
+        "limit": limit,
+        "final_loss": loss,
+        "final_grad_norm": gnorm,
+        "invariant_drift": drift,
+        "t_final": t,
+        "status": status,
+        "n_grad_evals": n_rhs,
+        "polished": polished,
+    }
+    if job.keep_states:
+        out["theta0"] = theta0
+        out["theta_final"] = y
+    return out
+
+
+_SAMPLE_VARS = (
+    "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished",
+)
+_STATE_VARS = ("theta0", "theta_final")
+
+
+# ---------------------------------------------------------------------------- schedulers
+def _executor_kind(scheduler):
+    if scheduler is None or scheduler == "processes":
+        return "processes"
+    if scheduler in ("synchronous", "serial"):
+        return "serial"
+    if isinstance(scheduler, str):
+        if "://" in scheduler:
+            return "dask"
+        raise ValueError(
+            f"`scheduler` must be None/'processes' (local cores), 'synchronous', a dask scheduler address "
+            f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}."
+        )
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - distributed is a core dependency
+        Client = ()
+    if isinstance(scheduler, Client):
+        return "dask"
+    raise TypeError(f"`scheduler` must be a str, None or a distributed.Client; got {type(scheduler).__name__}.")
+
+
+def _execute(job, tasks, scheduler, n_workers, handle):
+    """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order)."""
+    kind = _executor_kind(scheduler)
+    if kind == "processes":
+        workers = n_workers or os.cpu_count() or 1
+        if workers <= 1 or len(tasks) <= 1:
+            kind = "serial"
+    if kind == "serial":
+        for start, stop, th in tasks:
+            handle(_run_chunk(job, start, stop, th))
+        return
+    if kind == "processes":
+        window = 2 * workers
+        it = iter(tasks)
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            pending = set()
+            try:
+                for task in it:
+                    pending.add(ex.submit(_run_chunk, job, *task))
+                    if len(pending) >= window:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for f in done:
+                            handle(f.result())
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        handle(f.result())
+            finally:
+                for f in pending:
+                    f.cancel()
+        return
+    from distributed import Client, as_completed
+
+    own = isinstance(scheduler, str)
+    client = Client(scheduler, set_as_default=False) if own else scheduler
+    try:
+        nw = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 2 * nw
+        job_f = client.scatter(job, broadcast=True)
+        it = iter(tasks)
+        first = [client.submit(_run_chunk, job_f, *task, pure=False) for _, task in zip(range(window), it)]
+        ac = as_completed(first, loop=client.loop)
+        try:
+            for f in ac:
+                handle(f.result())
+                for task in it:
+                    ac.add(client.submit(_run_chunk, job_f, *task, pure=False))
+                    break
+        finally:
+            for f in list(ac.futures):
+                f.cancel()
+    finally:
+        if own:
+            client.close()
+
+
+# ---------------------------------------------------------------------------- the store
+def _canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _open_store(path, signature: dict):
+    import zarr
+
+    path = os.fspath(path)
+    exists = os.path.exists(path)
+    root = zarr.open_group(path, mode="a")
+    stored = root.attrs.get(STORE_KEY)
+    if stored is None:
+        if exists and len(list(root.group_keys())) + len(list(root.array_keys())) > 0:
+            raise ValueError(f"`store` {path!r} exists but is not a flowgeom basins store; choose another path.")
+        root.attrs[STORE_KEY] = json.loads(_canonical_json(signature))
+        return root
+    mine = json.loads(_canonical_json(signature))
+    if stored != mine:
+        diff = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
+        details = "; ".join(f"{k}: store has {stored.get(k)!r}, this call has {mine.get(k)!r}" for k in diff[:6])
+        raise ValueError(
+            f"`store` {path!r} was written by a different basin run ({details}). Resume with the same "
+            "problem, seed, init, integrator and tolerances, or use another store."
+        )
+    return root
+
+
+def _completed(root) -> list[tuple[int, int, Any]]:
+    out = []
+    for name, g in root.groups():
+        m = _CHUNK_RE.match(name)
+        if m and g.attrs.get("complete") is True:
+            out.append((int(m.group(1)), int(m.group(2)), g))
+    return sorted(out, key=lambda r: r[0])
+
+
+def _drop_incomplete(root):
+    for name, g in list(root.groups()):
+        if _CHUNK_RE.match(name) and g.attrs.get("complete") is not True:
+            del root[name]
+
+
+def _write_chunk(root, res: dict):
+    name = f"chunk_{res['start']:012d}_{res['stop']:012d}"
+    g = root.create_group(name, overwrite=True)
+    for k in _SAMPLE_VARS + _STATE_VARS:
+        if k in res:
+            g.create_array(k, data=np.ascontiguousarray(res[k]))
+    # the completion marker is written last: a chunk without it is redone on resume
+    g.attrs["complete"] = True
+
+
+def _missing_ranges(n, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for a, b in sorted(done):
+        if a > pos:
+            out.append((pos, min(a, n)))
+        pos = max(pos, b)
+        if pos >= n:
+            break
+    if pos < n:
+        out.append((pos, n))
+    return [(a, b) for a, b in out if b > a]
