@@ -471,6 +471,7 @@ def find_critical_points(
     dedup_rtol: float = 1e-6,
     loss_rtol: float = 1e-9,
     measure_dimension: bool = True,
+    reuse_dimension: bool = True,
     merge_families: bool = True,
     eps: float = 1e-3,
     dim_rtol: float = DIM_RTOL,
@@ -507,6 +508,12 @@ def find_critical_points(
         Relative critical-value tolerance for "same point" and for merging families.
     measure_dimension : bool, default True
         Measure ``manifold_dim`` (one batched refinement per point with a singular Hessian).
+    reuse_dimension : bool, default True
+        A point whose critical value and inertia equal those of an already measured Morse–Bott
+        point (``manifold_dim == n_zero > 0``) gets that dimension without a new measurement
+        (which costs ~2(n_0 + 4) refinements): points of one continuous family share value and
+        inertia, and a family is typically hit by many starts. ``settings["n_dim_measured"]``
+        records how many points were measured; False measures every point.
     merge_families : bool, default True
         Merge positive-dimensional points as described above (needs ``measure_dimension``).
     eps : float, default 1e-3
@@ -547,12 +554,27 @@ def find_critical_points(
         assignment[i] = found
     # local geometry of each distinct point
     geo = []
-    for th in reps:
+    n_measured = 0
+    for a, th in enumerate(reps):
         inert = hessian_inertia(model, th, method="dense", hessian=model.hessian(th), zero_rtol=zero_rtol)
+        dim = -1
         if measure_dimension:
-            dim = local_dimension(model, th, rng=rng, radius=eps, zero_rtol=zero_rtol, dim_rtol=dim_rtol).dim
-        else:
-            dim = -1
+            twin = -1
+            if reuse_dimension and inert.n_zero > 0:
+                for b in range(a):
+                    ib, db = geo[b]
+                    if (
+                        db == ib.n_zero > 0
+                        and ib.triple == inert.triple
+                        and abs(rep_loss[a] - rep_loss[b]) <= loss_rtol * (1 + abs(rep_loss[b]))
+                    ):
+                        twin = b
+                        break
+            if twin >= 0:
+                dim = geo[twin][1]
+            else:
+                dim = local_dimension(model, th, rng=rng, radius=eps, zero_rtol=zero_rtol, dim_rtol=dim_rtol).dim
+                n_measured += 1
         geo.append((inert, int(dim)))
     # merge positive-dimensional points with equal (critical value, inertia, dimension)
     entry_of = np.arange(len(reps))
@@ -614,6 +636,8 @@ def find_critical_points(
         "dim_rtol": dim_rtol,
         "max_iter": max_iter,
         "merge_families": merge_families,
+        "reuse_dimension": reuse_dimension,
+        "n_dim_measured": n_measured,
     }
     return CriticalSearch(
         points=tuple(infos[k] for k in order), assignment=assignment, refine=res, settings=settings
