@@ -546,7 +546,8 @@ class Visits:
     grad_norm_plateau : ndarray of float
         Gradient norm there.
     final : ndarray of bool
-        Whether the visit lasts to the end of the trajectory's record.
+        Whether the visit lasts to the end of the trajectory's record (a record cut short by
+        NaN -- a diverged or failed trajectory -- has no final visit).
     t_jump : ndarray of float
         Time at which the loss crosses the midpoint between this visit's critical value and
         the next visit's (interpolated); NaN for the last visit of a trajectory.
@@ -677,6 +678,7 @@ def _detect_one(ts, L, g, lv, *, loss_rtol, speed_rtol, grad_rtol, min_log_dwell
     """Plateau fragments of one trajectory: list of dicts with i0, i1, t_enter, t_exit, level, final."""
     ok = np.isfinite(L) & np.isfinite(g)
     n = int(np.argmin(ok)) if not ok.all() else len(ok)
+    truncated = n < len(ok)  # a diverged or failed record ends in NaN: its end is not a rest
     if n == 0:
         return [], None
     ts, L, g = ts[:n], L[:n], g[:n]
@@ -742,7 +744,7 @@ def _detect_one(ts, L, g, lv, *, loss_rtol, speed_rtol, grad_rtol, min_log_dwell
             f["tau_enter"] = _crossing(tau[i0 - 1], tau[i0], a, max(b, -50.0), 0.0)
         if i1 == n - 1:
             f["tau_exit"] = tau[n - 1]
-            f["final"] = True
+            f["final"] = not truncated
         else:
             a, b = log_margin(i1, c), log_margin(i1 + 1, c)
             f["tau_exit"] = _crossing(tau[i1], tau[i1 + 1], max(a, -50.0), b, 0.0)
@@ -763,9 +765,9 @@ def _detect_one(ts, L, g, lv, *, loss_rtol, speed_rtol, grad_rtol, min_log_dwell
     frags = merge(frags, merge_log_gap)
     for f in frags:
         f["t_enter"] = float(np.exp(f["tau_enter"]) - tc + t0) if f["i0"] > 0 else float(t0)
-        f["t_exit"] = float(np.exp(f["tau_exit"]) - tc + t0) if not f["final"] else float(ts[n - 1])
+        f["t_exit"] = float(np.exp(f["tau_exit"]) - tc + t0) if f["i1"] < n - 1 else float(ts[n - 1])
         f["t_enter"] = min(max(f["t_enter"], ts[max(f["i0"] - 1, 0)]), ts[f["i0"]])
-        if not f["final"]:
+        if f["i1"] < n - 1:
             f["t_exit"] = min(max(f["t_exit"], ts[f["i1"]]), ts[f["i1"] + 1])
         seg = g[f["i0"] : f["i1"] + 1]
         f["ip"] = f["i0"] + int(np.argmin(seg))
@@ -1041,8 +1043,9 @@ class TransitionGraph:
     sinks : tuple of str
         Nodes of the attracting components (:func:`networkx.attracting_components`).
     n_unfinished : int
-        Trajectories whose last visit is not at a minimum (:data:`MINIMUM_KINDS`): stopped
-        near a saddle (``t1`` too short) or with no visit at all.
+        Trajectories that do not end resting at a minimum (:data:`MINIMUM_KINDS`): stopped
+        near a saddle (``t1`` too short), cut short by divergence or failure, or with no
+        visit at all.
     non_minimum_sinks : tuple of str
         Sinks whose kind is not a minimum (:data:`MINIMUM_KINDS`): trajectories stopped near
         a saddle (too short a run) or a stratum misclassified. Empty when all is well.
@@ -1168,9 +1171,11 @@ def build_transition_graph(
         sinks.extend(sorted(comp))
     sinks = sorted(sinks, key=labels.index)
     non_min = tuple(s for s in sinks if not (len(_component_of(G, s)) == 1 and G.nodes[s]["kind"] in MINIMUM_KINDS))
-    n_unfinished = sum(
-        1 for p in paths if not p or G.nodes[p[-1]]["kind"] not in MINIMUM_KINDS
-    )
+    n_unfinished = 0
+    for j, p in enumerate(paths):
+        last = np.nonzero(visits.trajectory == j)[0]
+        if not p or G.nodes[p[-1]]["kind"] not in MINIMUM_KINDS or not bool(visits.final[last[-1]]):
+            n_unfinished += 1
     complete = Counter(p for p in paths if p)
     if complete:
         dom, cnt = max(complete.items(), key=lambda kv: (kv[1], [-_value_of(known, x) for x in kv[0]]))

@@ -596,3 +596,18 @@ def test_gradient_descent_trajectories():
     assert vg.paths() == vf.paths() == [("{}", "{0}", "{0,1}", "{0,1,2}")] * 3
     # GD with step lr follows the flow with an O(lr) relative time shift
     np.testing.assert_allclose(vg.t_jump[~vg.final], vf.t_jump[~vf.final], rtol=0.02)
+
+
+def test_truncated_record_has_no_final_visit():
+    ts = np.concatenate([[0.0], np.geomspace(1e-3, 100.0, 400)])
+    L, g = _synthetic(ts, SYN_DROPS, SYN_LEVELS)
+    L, g = L.copy(), g.copy()
+    cut = np.searchsorted(ts, 60.0)
+    L[cut:] = np.nan  # the trajectory failed at t = 60, while resting at the minimum
+    g[cut:] = np.nan
+    v = detect_visits(_traj(ts, L, g), _Model(), identify=ValueIdentify(SYN_LEVELS))
+    assert list(v.stratum) == ["L10", "L4", "L1", "L0"]
+    assert not v.final.any()
+    assert v.t_exit[-1] == ts[cut - 1]
+    tg = build_transition_graph(v)
+    assert tg.graph.nodes["L0"]["n_final"] == 0 and tg.n_unfinished == 1
