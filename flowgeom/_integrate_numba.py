@@ -1,0 +1,585 @@
+r"""Optional compiled kernels (numba) for DeepLinearNetwork: DOPRI5 and gradient descent.
+
+Each trajectory's whole adaptive loop runs in compiled code; the ensemble is dealt to worker
+threads (the kernels release the GIL; ``FLOWGEOM_NUM_THREADS`` sets their number). The algorithm, its constants and its statuses are those of the
+numpy path in :mod:`flowgeom.integrate` (same tableau, controller, dense output, save-point
+and divergence rules), so both backends return the same statuses and agree to round-off
+(amplified by the flow). Products are hand-written loops: for the tiny matrices of these
+networks, per-call overhead of BLAS or numpy dominates.
+
+numba is optional: importing this module without numba sets ``HAVE_NUMBA = False`` and
+:mod:`flowgeom.integrate` uses numpy. Compiled code is cached on disk (``cache=True``), so only
+the first run on a machine pays the compilation (a few seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:  # pragma: no cover - exercised by both CI configurations
+    import numba  # noqa: F401
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    HAVE_NUMBA = False
+
+# Floating-point flags: allow reassociation (vectorized dot products) but not "no NaN/inf"
+# assumptions, which would break the divergence checks.
+_FM = {"nsz", "arcp", "contract", "reassoc"}
+
+# status codes and controller constants, mirrored from flowgeom.integrate (checked at import there)
+_CONVERGED, _REACHED_T1, _DIVERGED, _MAX_STEPS, _FAILED, _RUNNING = 0, 1, 2, 3, 4, -1
+
+
+def _network_arrays(net):
+    """Flat description of a DeepLinearNetwork for the kernels."""
+    L = net.n_layers
+    shp = np.array(net.shapes, dtype=np.int64).reshape(L, 2)
+    off = np.array(net._offsets, dtype=np.int64)
+    T = np.ascontiguousarray(net.target, dtype=np.float64)
+    if net.input_factor is None:
+        R = np.zeros((1, 1))
+        has_R = False
+    else:
+        R = np.ascontiguousarray(net.input_factor, dtype=np.float64)
+        has_R = True
+    dx = net.widths[0]
+    pre_off = np.zeros(L + 1, dtype=np.int64)
+    for j in range(L):
+        pre_off[j + 1] = pre_off[j] + shp[j, 0] * dx
+    # conserved quantities: packed upper triangles of C_j (d_j x d_j, j = 1..H), with weights
+    wts = []
+    for d in net.widths[1:-1]:
+        for a in range(d):
+            wts.extend([1.0] + [2.0] * (d - a - 1))
+    wts = np.array(wts)
+    is_h1 = bool(L == 2 and not has_R)
+    Tf = T.ravel().copy()
+    return (is_h1, shp, off, T, Tf, R, has_R, float(net.offset), pre_off, max(net.widths) * dx), wts
+
+
+if HAVE_NUMBA:
+    from .integrate import DP_A, DP_B, DP_D, DP_E, MAX_FACTOR, MIN_FACTOR, SAFETY
+
+    _A = np.ascontiguousarray(DP_A)
+    _B = np.ascontiguousarray(DP_B)
+    _E = np.ascontiguousarray(DP_E)
+    _D = np.ascontiguousarray(DP_D)
+
+    @njit(cache=True, fastmath=_FM)
+    def _field(theta, out, shp, off, T, R, has_R, c, pre, pre_off, bufA, bufB, M):
+        """out = -grad L(theta); returns L(theta). Work arrays pre, bufA, bufB, M."""
+        L = shp.shape[0]
+        dy, dx = T.shape
+        # prefixes pre_j = W_j ... W_0, shape (r_j, dx)
+        for j in range(L):
+            r, cc = shp[j, 0], shp[j, 1]
+            W = theta[off[j]:off[j + 1]]
+            P = pre[pre_off[j]:pre_off[j + 1]]
+            if j == 0:
+                for q in range(r * cc):
+                    P[q] = W[q]
+            else:
+                Pp = pre[pre_off[j - 1]:pre_off[j]]
+                for q in range(r * dx):
+                    P[q] = 0.0
+                for i in range(r):
+                    for a in range(cc):
+                        w = W[i * cc + a]
+                        for p in range(dx):
+                            P[i * dx + p] += w * Pp[a * dx + p]
+        P = pre[pre_off[L - 1]:pre_off[L]]
+        # residual M = T - P R and the negative gradient wrt P: Gm = M R^T
+        loss = 0.0
+        if has_R:
+            for i in range(dy):
+                for p in range(dx):
+                    s = 0.0
+                    for q in range(dx):
+                        s += P[i * dx + q] * R[q, p]
+                    v = T[i, p] - s
+                    M[i * dx + p] = v
+                    loss += v * v
+            for i in range(dy):
+                for p in range(dx):
+                    s = 0.0
+                    for q in range(dx):
+                        s += M[i * dx + q] * R[p, q]
+                    bufA[i * dx + p] = s
+        else:
+            for i in range(dy):
+                for p in range(dx):
+                    v = T[i, p] - P[i * dx + p]
+                    M[i * dx + p] = v
+                    loss += v * v
+                    bufA[i * dx + p] = v
+        # backprop: A (r_j x dx), f_j = A pre_{j-1}^T, A <- W_j^T A
+        A = bufA
+        Bb = bufB
+        for j in range(L - 1, -1, -1):
+            r, cc = shp[j, 0], shp[j, 1]
+            F = out[off[j]:off[j + 1]]
+            if j == 0:
+                for q in range(r * cc):
+                    F[q] = A[q]
+            else:
+                Pp = pre[pre_off[j - 1]:pre_off[j]]
+                for i in range(r):
+                    for a in range(cc):
+                        s = 0.0
+                        for p in range(dx):
+                            s += A[i * dx + p] * Pp[a * dx + p]
+                        F[i * cc + a] = s
+                W = theta[off[j]:off[j + 1]]
+                for q in range(cc * dx):
+                    Bb[q] = 0.0
+                for i in range(r):
+                    for a in range(cc):
+                        w = W[i * cc + a]
+                        for p in range(dx):
+                            Bb[a * dx + p] += w * A[i * dx + p]
+                A, Bb = Bb, A
+        return 0.5 * loss + c
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _field_h1(th, out, dx, d1, dy, Tf, M):
+        """H = 1, R = I: out = -grad L = (W2^T M, M W1^T), M = T - W2 W1; returns sum(M^2)/2.
+
+        A specialisation of :func:`_field` (about 4x faster for tiny widths).
+        """
+        o2 = d1 * dx
+        loss = 0.0
+        for i in range(dy):
+            for p in range(dx):
+                M[i * dx + p] = Tf[i * dx + p]
+            for a in range(d1):
+                w = th[o2 + i * d1 + a]
+                for p in range(dx):
+                    M[i * dx + p] -= w * th[a * dx + p]
+            for p in range(dx):
+                loss += M[i * dx + p] * M[i * dx + p]
+        for q in range(d1 * dx):
+            out[q] = 0.0
+        for i in range(dy):
+            for a in range(d1):
+                w = th[o2 + i * d1 + a]
+                for p in range(dx):
+                    out[a * dx + p] += w * M[i * dx + p]
+        for i in range(dy):
+            for a in range(d1):
+                s = 0.0
+                for p in range(dx):
+                    s += M[i * dx + p] * th[a * dx + p]
+                out[o2 + i * d1 + a] = s
+        return 0.5 * loss
+
+    @njit(cache=True, fastmath=_FM)
+    def _rhs(theta, out, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M):
+        """Dispatch: the H = 1 whitened specialisation or the general product chain."""
+        if is_h1:
+            return _field_h1(theta, out, shp[0, 1], shp[0, 0], shp[1, 0], Tf, M) + c
+        return _field(theta, out, shp, off, T, R, has_R, c, pre, pre_off, bufA, bufB, M)
+
+    @njit(cache=True, fastmath=_FM)
+    def _conserved(theta, out, shp, off):
+        """Upper triangles (a <= b) of C_j = W_{j+1}^T W_{j+1} - W_j W_j^T, j = 1..H, into out.
+
+        The C_j are symmetric; with weights 1 (diagonal) and 2 (off-diagonal), see
+        :func:`_tri_weights`, the weighted 2-norm of out is the Frobenius norm of all C_j.
+        """
+        L = shp.shape[0]
+        k = 0
+        for j in range(L - 1):
+            d = shp[j, 0]  # = shp[j + 1, 1]
+            Wa = theta[off[j]:off[j + 1]]  # (d, ca)
+            ca = shp[j, 1]
+            Wb = theta[off[j + 1]:off[j + 2]]  # (rb, d)
+            rb = shp[j + 1, 0]
+            for a in range(d):
+                row = k + a * d - (a * (a - 1)) // 2 - a  # start of row a in the packed triangle
+                for b in range(a, d):
+                    s = 0.0
+                    for q in range(ca):
+                        s += Wa[a * ca + q] * Wa[b * ca + q]
+                    out[row + b] = -s
+            for i in range(rb):
+                for a in range(d):
+                    w = Wb[i * d + a]
+                    row = k + a * d - (a * (a - 1)) // 2 - a
+                    for b in range(a, d):
+                        out[row + b] += w * Wb[i * d + b]
+            k += d * (d + 1) // 2
+
+    @njit(cache=True, fastmath=_FM)
+    def _norm(x):
+        s = 0.0
+        for q in range(x.shape[0]):
+            s += x[q] * x[q]
+        return np.sqrt(s)
+
+    @njit(cache=True)
+    def _allfinite(x):
+        for q in range(x.shape[0]):
+            if not np.isfinite(x[q]):
+                return False
+        return True
+
+    @njit(cache=True, fastmath=_FM)
+    def _rms_scaled(x, y0, y1, rtol, atol):
+        n = x.shape[0]
+        s = 0.0
+        for q in range(n):
+            sc = atol + rtol * max(abs(y0[q]), abs(y1[q]))
+            v = x[q] / sc
+            s += v * v
+        return np.sqrt(s / n)
+
+    @njit(cache=True)
+    def _dopri5_one(i, y0, ts, t0, t1, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive, store,
+                    is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, wts,
+                    ys, loss_s, gn_s, y_final, out_i, out_f):
+        n = y0.shape[0]
+        S = ts.shape[0]
+        pre = np.empty(pre_off[-1])
+        bufA = np.empty(nbuf)
+        bufB = np.empty(nbuf)
+        M = np.empty(T.shape[0] * T.shape[1])
+        K = np.empty((7, n))
+        y = y0.copy()
+        yn = np.empty(n)
+        ys_ = np.empty(n)
+        fs = np.empty(n)
+        err = np.empty(n)
+        r5v = np.empty(n)
+        kc = wts.shape[0]
+        c0 = np.empty(kc)
+        cc = np.empty(kc)
+        _conserved(y, c0, shp, off)
+        c0s = 0.0
+        for q in range(kc):
+            c0s += wts[q] * c0[q] * c0[q]
+        c0s = 1.0 + np.sqrt(c0s)
+        drift = 0.0
+        n_rhs = 1
+        n_steps = 0
+        lval = _rhs(y, K[0], is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+        gn = _norm(K[0])
+        js = 0
+        while js < S and ts[js] <= t0:
+            if store:
+                ys[i, js, :] = y
+            loss_s[i, js] = lval
+            gn_s[i, js] = gn
+            js += 1
+        t = t0
+        status = _RUNNING
+        if not np.isfinite(gn) or _norm(y) > max_norm:
+            status = _DIVERGED
+        elif gn <= grad_tol:
+            status = _CONVERGED
+        h = dt0
+        if status == _RUNNING and adaptive and dt0 <= 0.0:
+            # initial step (Hairer II.4), as flowgeom.integrate._initial_step
+            d0 = 0.0
+            d1 = 0.0
+            for q in range(n):
+                sc = atol + abs(y[q]) * rtol
+                d0 += (y[q] / sc) ** 2
+                d1 += (K[0, q] / sc) ** 2
+            d0 = np.sqrt(d0 / n)
+            d1 = np.sqrt(d1 / n)
+            if d0 < 1e-5 or d1 < 1e-5:
+                h0 = 1e-6
+            else:
+                h0 = 0.01 * d0 / d1
+            h0 = min(h0, t1 - t0)
+            for q in range(n):
+                yn[q] = y[q] + h0 * K[0, q]
+            _rhs(yn, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            n_rhs += 1
+            d2 = 0.0
+            for q in range(n):
+                sc = atol + abs(y[q]) * rtol
+                d2 += ((fs[q] - K[0, q]) / sc) ** 2
+            d2 = np.sqrt(d2 / n) / h0
+            dm = max(d1, d2)
+            if not dm > 1e-15:
+                hb = max(1e-6, h0 * 1e-3)
+            else:
+                hb = (0.01 / dm) ** (1.0 / 5.0)
+            h = min(min(100 * h0, hb), t1 - t0)
+        rejected = False
+        attempts = 0
+        while status == _RUNNING:
+            if not adaptive:
+                h = dt0
+                if t1 - t <= dt0 * (1 + 1e-8):
+                    h = t1 - t
+            h = min(h, t1 - t)
+            for s in range(1, 7):
+                for q in range(n):
+                    yn[q] = y[q]
+                for r in range(s):
+                    a = h * _A[s, r]
+                    if a != 0.0:
+                        for q in range(n):
+                            yn[q] += a * K[r, q]
+                _rhs(yn, K[s], is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            n_rhs += 6
+            attempts += 1
+            finite = _allfinite(yn) and _allfinite(K[6])
+            if adaptive:
+                for q in range(n):
+                    err[q] = 0.0
+                for r in range(7):
+                    a = h * _E[r]
+                    if a != 0.0:
+                        for q in range(n):
+                            err[q] += a * K[r, q]
+                en = _rms_scaled(err, y, yn, rtol, atol)
+                accept = finite and en <= 1.0
+            else:
+                en = 0.0
+                accept = finite
+            t_new = t1 if h >= t1 - t else t + h
+            if accept:
+                # save points in (t, t_new] by the continuous extension
+                if js < S and ts[js] <= t_new:
+                    for q in range(n):
+                        r5v[q] = 0.0
+                    for r in range(7):
+                        a = h * _D[r]
+                        if a != 0.0:
+                            for q in range(n):
+                                r5v[q] += a * K[r, q]
+                    while js < S and ts[js] <= t_new:
+                        th = (ts[js] - t) / h
+                        th = min(max(th, 0.0), 1.0)
+                        for q in range(n):
+                            dyq = yn[q] - y[q]
+                            r3 = h * K[0, q] - dyq
+                            r4 = dyq - h * K[6, q] - r3
+                            ys_[q] = y[q] + th * (dyq + (1 - th) * (r3 + th * (r4 + (1 - th) * r5v[q])))
+                        lv = _rhs(ys_, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+                        if store:
+                            ys[i, js, :] = ys_
+                        loss_s[i, js] = lv
+                        gn_s[i, js] = _norm(fs)
+                        js += 1
+                n_steps += 1
+                big = _norm(yn) > max_norm
+                _conserved(yn, cc, shp, off)
+                dd = 0.0
+                for q in range(kc):
+                    dd += wts[q] * (cc[q] - c0[q]) ** 2
+                dd = np.sqrt(dd) / c0s
+                if not np.isfinite(dd):
+                    dd = np.inf
+                drift = max(drift, dd)
+                if big:
+                    status = _DIVERGED  # keep the last good state
+                else:
+                    for q in range(n):
+                        y[q] = yn[q]
+                        K[0, q] = K[6, q]
+                    t = t_new
+                    gn = _norm(K[0])
+                    if gn <= grad_tol:
+                        status = _CONVERGED
+                    elif t >= t1:
+                        status = _REACHED_T1
+            if adaptive:
+                if en == 0.0:
+                    fac = MAX_FACTOR
+                elif not np.isfinite(en):
+                    fac = MIN_FACTOR
+                else:
+                    fac = SAFETY * en ** (-0.2)
+                if accept:
+                    grow = min(MAX_FACTOR, fac)
+                    if rejected:
+                        grow = min(1.0, grow)
+                    h = h * grow
+                else:
+                    h = h * max(MIN_FACTOR, min(fac, 1.0))
+                rejected = not accept
+                if (not accept) and h < 10 * np.spacing(max(abs(t), 1.0)) and status == _RUNNING:
+                    status = _FAILED
+            elif not accept and status == _RUNNING:
+                status = _FAILED
+            if status == _RUNNING and attempts >= max_steps:
+                status = _MAX_STEPS
+        # finish: final state; repeat it over the remaining save points if it is a limit
+        for q in range(n):
+            y_final[i, q] = y[q]
+        if (status == _CONVERGED or status == _REACHED_T1) and js < S:
+            lv = _rhs(y, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            g2 = _norm(fs)
+            for j in range(js, S):
+                if store:
+                    ys[i, j, :] = y
+                loss_s[i, j] = lv
+                gn_s[i, j] = g2
+        out_i[i, 0] = status
+        out_i[i, 1] = n_steps
+        out_i[i, 2] = n_rhs
+        out_f[i, 0] = t
+        out_f[i, 1] = drift
+
+    @njit(cache=True, nogil=True)
+    def _dopri5_batch(rows, Y0, ts, t0, t1, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive, store,
+                      is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, wts, ys, loss_s, gn_s, y_final, out_i, out_f):
+        for k in range(rows.shape[0]):
+            i = rows[k]
+            _dopri5_one(i, Y0[i], ts, t0, t1, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive, store,
+                        is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, wts, ys, loss_s, gn_s, y_final, out_i,
+                        out_f)
+
+    @njit(cache=True)
+    def _gd_one(i, y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store,
+                is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f):
+        n = y0.shape[0]
+        S = ks.shape[0]
+        pre = np.empty(pre_off[-1])
+        bufA = np.empty(nbuf)
+        bufB = np.empty(nbuf)
+        M = np.empty(T.shape[0] * T.shape[1])
+        f = np.empty(n)
+        fs = np.empty(n)
+        y = y0.copy()
+        yn = np.empty(n)
+        js = 0
+        status = _RUNNING
+        n_rhs = 0
+        n_steps = 0
+        k = 0
+        lv = 0.0
+        gn = 0.0
+        while True:
+            lv = _rhs(y, f, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            n_rhs += 1
+            gn = _norm(f)
+            while js < S and ks[js] == k:
+                if store:
+                    ys[i, js, :] = y
+                loss_s[i, js] = lv
+                gn_s[i, js] = gn
+                js += 1
+            if not np.isfinite(gn):
+                status = _DIVERGED
+            elif gn <= grad_tol:
+                status = _CONVERGED
+            elif k == n_total:
+                status = _REACHED_T1
+            else:
+                for q in range(n):
+                    yn[q] = y[q] + lr * f[q]
+                bad = (not _allfinite(yn)) or _norm(yn) > max_norm
+                if not bad and max_loss < np.inf:
+                    lnew = _rhs(yn, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+                    bad = not (lnew <= max_loss)
+                if bad:
+                    status = _DIVERGED
+            if status != _RUNNING:
+                break
+            for q in range(n):
+                y[q] = yn[q]
+            n_steps += 1
+            k += 1
+        for q in range(n):
+            y_final[i, q] = y[q]
+        if (status == _CONVERGED or status == _REACHED_T1) and js < S:
+            for j in range(js, S):
+                if store:
+                    ys[i, j, :] = y
+                loss_s[i, j] = lv
+                gn_s[i, j] = gn
+        out_i[i, 0] = status
+        out_i[i, 1] = n_steps
+        out_i[i, 2] = n_rhs
+        out_f[i, 0] = k * lr
+        out_f[i, 1] = 0.0
+
+    @njit(cache=True, nogil=True)
+    def _gd_batch(rows, Y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store, is_h1, shp, off, T, Tf, R, has_R,
+                  c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f):
+        for k in range(rows.shape[0]):
+            i = rows[k]
+            _gd_one(i, Y0[i], lr, n_total, ks, grad_tol, max_norm, max_loss, store, is_h1, shp, off, T, Tf, R,
+                    has_R, c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f)
+
+
+def n_threads() -> int:
+    """Worker threads for the compiled kernels: ``FLOWGEOM_NUM_THREADS`` or the usable CPU count."""
+    env = os.environ.get("FLOWGEOM_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_threaded(kernel, N, args, threads=None):
+    """Run ``kernel(rows, *args)`` over trajectory indices 0..N-1 on threads (the kernels release the GIL).
+
+    Rows are dealt round-robin into ~8 chunks per thread so that slow trajectories spread out.
+    """
+    threads = n_threads() if threads is None else threads
+    if threads <= 1 or N < 2 * threads:
+        kernel(np.arange(N, dtype=np.int64), *args)
+        return
+    n_chunks = min(N, 8 * threads)
+    chunks = [np.arange(k, N, n_chunks, dtype=np.int64) for k in range(n_chunks)]
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        for fut in [ex.submit(kernel, ch, *args) for ch in chunks]:
+            fut.result()
+
+
+def _outputs(N, S, n, states):
+    ys = np.full((N, S, n), np.nan) if states else np.empty((1, 1, 1))
+    return ys, np.full((N, S), np.nan), np.full((N, S), np.nan), np.empty((N, n)), np.zeros((N, 3), np.int64), np.zeros((N, 2))
+
+
+def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method, rtol, atol, lr=None):
+    from .integrate import Trajectory
+
+    with np.errstate(all="ignore"):
+        loss_f = np.asarray(net.loss(y_final), dtype=np.float64)
+        gn_f = np.linalg.norm(net.grad(y_final), axis=-1)
+    return Trajectory(
+        ts=ts, ys=ys if states else None, loss=loss_s, grad_norm=gn_s, y_final=y_final, t_final=out_f[:, 0].copy(),
+        loss_final=loss_f, grad_norm_final=gn_f, status=out_i[:, 0].astype(np.int8), n_steps=out_i[:, 1].copy(),
+        n_rhs=out_i[:, 2].copy(), invariant_drift=out_f[:, 1].copy(), method=method, rtol=float(rtol),
+        atol=float(atol), backend="numba", lr=lr,
+    )
+
+
+def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive):
+    """Run the compiled DOPRI5 ensemble for a DeepLinearNetwork; returns a Trajectory."""
+    arrs, wts = _network_arrays(net)
+    N, n = y0.shape
+    ys, loss_s, gn_s, y_final, out_i, out_f = _outputs(N, ts.shape[0], n, states)
+    args = (np.ascontiguousarray(y0), np.ascontiguousarray(ts, dtype=np.float64), float(t0), float(t1),
+            float(rtol), float(atol), float(grad_tol), int(max_steps), float(max_norm),
+            -1.0 if dt0 is None else float(dt0), bool(adaptive), bool(states), *arrs, wts,
+            ys, loss_s, gn_s, y_final, out_i, out_f)
+    _run_threaded(_dopri5_batch, N, args)
+    return _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, "dopri5", rtol, atol)
+
+
+def gd_dln(net, y0, lr, n_total, ks, ts, *, states, grad_tol, max_norm, max_loss):
+    """Run compiled gradient descent for a DeepLinearNetwork; returns a Trajectory."""
+    arrs, _ = _network_arrays(net)
+    N, n = y0.shape
+    ys, loss_s, gn_s, y_final, out_i, out_f = _outputs(N, ts.shape[0], n, states)
+    args = (np.ascontiguousarray(y0), float(lr), int(n_total), np.ascontiguousarray(ks, dtype=np.int64),
+            float(grad_tol), float(max_norm), np.inf if max_loss is None else float(max_loss), bool(states),
+            *arrs, ys, loss_s, gn_s, y_final, out_i, out_f)
+    _run_threaded(_gd_batch, N, args)
+    tr = _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, "gd", np.nan, np.nan, lr=float(lr))
+    return tr
