@@ -67,13 +67,16 @@ def flops_per_rhs(w):
 
 
 def timed(fn, repeats):
-    times = []
+    """Median wall-clock and process CPU time (all threads) of ``fn()`` over ``repeats`` runs."""
+    walls, cpus = [], []
     out = None
     for _ in range(repeats):
+        c = time.process_time()
         t = time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def scipy_one_at_a_time(net, th, t1, rtol=RTOL, atol=ATOL, method="RK45"):
@@ -129,22 +132,21 @@ def main(argv=None):
             kw = dict(rtol=RTOL, atol=ATOL)
             r = {"widths": w, "regime": rname}
             if have_numba:
-                dt, tr = timed(lambda: integrate(net, th, t1, saveat=final_only, backend="numba", **kw), repeats)
-                r["numba"] = N / dt
+                dt, cpu, tr = timed(lambda: integrate(net, th, t1, saveat=final_only, backend="numba", **kw),
+                                    repeats)
+                r["numba"], r["numba_cpu"] = N / dt, N / cpu
                 r["tr"] = tr
-                n_save_evals = 1
-                dt_def, tr_def = timed(lambda: integrate(net, th, t1, backend="numba", **kw), 1)
+                dt_def, _, tr_def = timed(lambda: integrate(net, th, t1, backend="numba", **kw), 1)
                 r["numba_default"] = N / dt_def
                 del tr_def
-            dt_np, tr_np = timed(lambda: integrate(net, th[:n_numpy], t1, saveat=final_only, backend="numpy",
-                                                   **kw), 1)
-            r["numpy"] = n_numpy / dt_np
+            dt_np, cpu_np, tr_np = timed(lambda: integrate(net, th[:n_numpy], t1, saveat=final_only,
+                                                           backend="numpy", **kw), 1)
+            r["numpy"], r["numpy_cpu"] = n_numpy / dt_np, n_numpy / cpu_np
             if not have_numba:
                 r["tr"] = tr_np
-                n_save_evals = 1
             tr = r["tr"]
-            dt_sp, _ = timed(lambda: scipy_one_at_a_time(net, th[:n_scipy], t1), 1)
-            r["scipy"] = n_scipy / dt_sp
+            dt_sp, cpu_sp, _ = timed(lambda: scipy_one_at_a_time(net, th[:n_scipy], t1), 1)
+            r["scipy"], r["scipy_cpu"] = n_scipy / dt_sp, n_scipy / cpu_sp
             ref = scipy_one_at_a_time(net, th[:n_ref], t1, rtol=1e-12, atol=1e-12, method="DOP853")
             loss_ref = net.loss(ref)
             r["err"] = float(np.max(np.abs(tr.loss_final[:n_ref] - loss_ref)))
@@ -152,7 +154,7 @@ def main(argv=None):
                                                   - loss_ref[: min(n_ref, n_numpy)])))
             r["status"] = tr.counts()
             r["steps"] = float(tr.n_steps.mean())
-            r["rhs"] = float(tr.n_rhs.mean()) + n_save_evals
+            r["rhs"] = float(tr.n_rhs.mean()) + 1  # + the gradient at the one save point t1
             best = max(r.get("numba", 0.0), r["numpy"])
             flop_time = flops_per_rhs(w) * r["rhs"] / (peak * 1e9)  # s per trajectory at peak
             r["flop_limit"] = 1.0 / flop_time
@@ -161,24 +163,29 @@ def main(argv=None):
             print(f"  done {w} {rname}: {r.get('numba', float('nan')):.0f} traj/s (numba), "
                   f"{r['numpy']:.0f} (numpy), {r['scipy']:.1f} (scipy); max |dL| {r['err']:.1e}", flush=True)
 
-    hdr = ("| widths | regime | flowgeom numba | numba, default saves | flowgeom numpy | scipy (1 at a time) "
-           "| diffrax ref* | numba / scipy | numba / diffrax* | target 3x diffrax | max abs dL_final vs tight | "
-           "steps | grad evals | FLOP limit | % of FLOP limit |")
+    hdr = ("| widths | regime | flowgeom numba | numba traj/CPU-s | numba, default saves | flowgeom numpy "
+           "| scipy (1 at a time) | scipy traj/CPU-s | diffrax ref* | numba / scipy (wall, CPU) | numba / diffrax* "
+           "| target 3x diffrax | max abs dL_final vs tight | steps | grad evals | FLOP limit | % of FLOP limit |")
     print("\n" + hdr)
     print("|" + "|".join(["---"] * (hdr.count("|") - 1)) + "|")
     ok_all = True
+    nan = float("nan")
     for r in rows:
         w = r["widths"]
         dref = DIFFRAX_REF[w]
         best = r.get("numba", r["numpy"])
+        best_cpu = r.get("numba_cpu", r["numpy_cpu"])
         ok = best >= TARGET_FACTOR * dref and r["err"] <= 1e-8
         ok_all &= ok
-        print(f"| {w} | {r['regime']} | {r.get('numba', float('nan')):,.0f} | {r.get('numba_default', float('nan')):,.0f} "
-              f"| {r['numpy']:,.0f} | {r['scipy']:,.1f} | {dref:,.0f} | {best / r['scipy']:,.0f}x "
+        print(f"| {w} | {r['regime']} | {r.get('numba', nan):,.0f} | {r.get('numba_cpu', nan):,.0f} "
+              f"| {r.get('numba_default', nan):,.0f} | {r['numpy']:,.0f} | {r['scipy']:,.1f} | {r['scipy_cpu']:,.1f} "
+              f"| {dref:,.0f} | {best / r['scipy']:,.0f}x, {best_cpu / r['scipy_cpu']:,.0f}x "
               f"| {best / dref:.1f}x | {'met' if ok else 'NOT met'} | {r['err']:.1e} (numpy {r['err_numpy']:.1e}) "
               f"| {r['steps']:.0f} | {r['rhs']:.0f} | {r['flop_limit']:,.0f} | {100 * r['frac_peak']:.1f}% |")
     print("\ntraj/s throughout. * diffrax: reference figure from issue 3 (JAX vmap+jit, Tsit5, this machine class); "
           "NOT measured here (jax not installed).")
+    print("traj/CPU-s = trajectories per second of process CPU time (all threads): insensitive to other "
+          "processes sharing the machine; wall-clock traj/s are not.")
     print("flowgeom columns: final state only (SaveAt(ts=[0, t1], states=False)); 'default saves' = t0 + 200 "
           "log-spaced save times with states (dense output; one extra gradient per save point).")
     print(f"FLOP limit = peak {peak:.1f} GFLOP/s / (6 d_x d_1 d_y FLOPs per gradient x gradient evaluations per "

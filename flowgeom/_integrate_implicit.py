@@ -15,7 +15,10 @@ The stage equations are solved by simplified Newton iterations with the Jacobian
 :math:`J = -\nabla^2 L(y_0)` (``model.hessian``, batched) frozen over the step. With
 :math:`A = V \Lambda V^{-1}` the Newton matrix :math:`I - h A \otimes J` block-diagonalises into
 the s complex systems :math:`(I - h\lambda_k J)\,w_k = r_k` (Hairer & Wanner, *Solving ODEs
-II*, Sec. IV.8), whose inverses are formed once per step.
+II*, Sec. IV.8), whose inverses are formed once per step. This costs :math:`O(n^3)` per step and trajectory;
+for large models ``solver="fixed-point"`` iterates :math:`Z \leftarrow hA f(y_0 + Z)` instead
+(no Hessian; converges for :math:`h\|\nabla^2 L\| \lesssim 1`, which step-size control
+enforces by rejecting steps whose iteration does not converge).
 
 Step-size control (``adaptive=True``) is by step doubling: a step of size H is compared with
 two steps of size H/2; the two half steps are kept (not the Richardson extrapolation, which
@@ -40,6 +43,7 @@ from .integrate import (
 )
 
 MAX_NEWTON = 12  # simplified-Newton iterations before the step is declared failed
+MAX_FIXED_POINT = 40  # fixed-point iterations (linear convergence at rate ~ h ||Hess||)
 STAGNATION_RATIO = 0.5  # an update shrinking by less than this is at the round-off floor...
 STAGNATION_FLOOR = 100.0  # ...if it is also below STAGNATION_FLOOR * newton_tol
 MEMORY_BYTES = 128 * 2**20  # bound on the complex Newton matrices held at once (chunking)
@@ -69,15 +73,16 @@ def _gauss_tableau(s: int):
     return A, b, c, d, lam, V, Vinv, conj_of
 
 
-def gauss_legendre(rec: _Recorder, y0, t0, t1, *, stages, newton_tol, rtol, atol, grad_tol, max_steps,
+def gauss_legendre(rec: _Recorder, y0, t0, t1, *, stages, newton_tol, solver, rtol, atol, grad_tol, max_steps,
                    max_norm, dt0, adaptive):
     """Run the ensemble in memory-bounded chunks; see the module docstring."""
     N, n = y0.shape
-    per = 16.0 * n * n * stages * (2 if adaptive else 1) + 8.0 * n * n
+    per = (16.0 * n * n * stages * (2 if adaptive else 1) + 8.0 * n * n) if solver == "newton" else 64.0 * n
     chunk = int(max(1, min(N, MEMORY_BYTES // per)))
     for start in range(0, N, chunk):
         idx = np.arange(start, min(N, start + chunk))
-        _gl_chunk(rec, idx, y0[idx], t0, t1, stages=stages, newton_tol=newton_tol, rtol=rtol, atol=atol,
+        _gl_chunk(rec, idx, y0[idx], t0, t1, stages=stages, newton_tol=newton_tol, solver=solver, rtol=rtol,
+                  atol=atol,
                   grad_tol=grad_tol, max_steps=max_steps, max_norm=max_norm, dt0=dt0, adaptive=adaptive)
 
 
@@ -118,8 +123,10 @@ def _gl_step(fun, y, f0, H, Minv, tab, newton_tol, n_rhs_add):
     fail = np.zeros(m, dtype=bool)
     prev = np.full(m, np.inf)
     ymax = np.maximum(1.0, np.max(np.abs(y), axis=1))
-    complex_ = np.iscomplexobj(Vinv) or any(np.iscomplexobj(M) for M in Minv)
-    for it in range(MAX_NEWTON):
+    fixed_point = Minv is None
+    complex_ = not fixed_point and (np.iscomplexobj(Vinv) or any(np.iscomplexobj(M) for M in Minv))
+    max_iter = MAX_FIXED_POINT if fixed_point else MAX_NEWTON
+    for it in range(max_iter):
         act = np.flatnonzero(~conv & ~fail)
         if act.size == 0:
             break
@@ -127,10 +134,13 @@ def _gl_step(fun, y, f0, H, Minv, tab, newton_tol, n_rhs_add):
         F = fun((y[act][None] + Za).reshape(s * act.size, n)).reshape(s, act.size, n)
         n_rhs_add[act] += s
         R = -(Za - H[act][None, :, None] * np.einsum("ij,jmn->imn", A, F))
-        Rt = np.einsum("ij,jmn->imn", Vinv if complex_ else Vinv.real, R)
-        dW = np.stack([np.einsum("mab,mb->ma", Minv[k][act], Rt[k]) for k in range(s)])
-        dZ = np.einsum("ij,jmn->imn", V, dW)
-        dZ = dZ.real if np.iscomplexobj(dZ) else dZ
+        if fixed_point:
+            dZ = R  # Z <- h A f(y + Z)
+        else:
+            Rt = np.einsum("ij,jmn->imn", Vinv if complex_ else Vinv.real, R)
+            dW = np.stack([np.einsum("mab,mb->ma", Minv[k][act], Rt[k]) for k in range(s)])
+            dZ = np.einsum("ij,jmn->imn", V, dW)
+            dZ = dZ.real if np.iscomplexobj(dZ) else dZ
         Z[:, act] = Za + dZ
         nrm = np.max(np.abs(dZ), axis=(0, 2)) / ymax[act]
         ok_now = nrm <= newton_tol
@@ -144,7 +154,7 @@ def _gl_step(fun, y, f0, H, Minv, tab, newton_tol, n_rhs_add):
     return y1, ok
 
 
-def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, rtol, atol, grad_tol, max_steps, max_norm, dt0,
+def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, solver, rtol, atol, grad_tol, max_steps, max_norm, dt0,
               adaptive):
     model = rec.model
     ts = rec.ts
@@ -154,6 +164,8 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, rtol, atol, grad_tol, 
     p = 2 * stages
 
     def fun(z):
+        if z.shape[0] == 0:  # models need not accept an empty batch
+            return np.empty_like(z)
         return -model.grad(z)
 
     f = fun(y)
@@ -178,11 +190,19 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, rtol, atol, grad_tol, 
         gap = target - t
         landing = h >= gap if adaptive else h >= gap * (1 - 1e-8)
         H = np.where(landing, gap, h)
-        hess = np.asarray(model.hessian(y))
         add = np.zeros(m, dtype=np.int64)
+        if solver == "newton":
+            hess = np.asarray(model.hessian(y))
+
+            def inverses(step):
+                return _newton_inverses(hess, step, lam, conj_of)
+        else:
+
+            def inverses(step):
+                return None
         if adaptive:
-            Minv_full = _newton_inverses(hess, H, lam, conj_of)
-            Minv_half = _newton_inverses(hess, 0.5 * H, lam, conj_of)
+            Minv_full = inverses(H)
+            Minv_half = inverses(0.5 * H)
             y_big, ok1 = _gl_step(fun, y, f, H, Minv_full, tab, newton_tol, add)
             y_mid, ok2 = _gl_step(fun, y, f, 0.5 * H, Minv_half, tab, newton_tol, add)
             f_mid = fun(y_mid)
@@ -194,7 +214,7 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, rtol, atol, grad_tol, 
             en = _rms(err / scale)
             accept = ok & (en <= 1.0)
         else:
-            Minv = _newton_inverses(hess, H, lam, conj_of)
+            Minv = inverses(H)
             y_new, ok = _gl_step(fun, y, f, H, Minv, tab, newton_tol, add)
             ok &= np.all(np.isfinite(y_new), axis=1)
             y_mid = None

@@ -90,6 +90,7 @@ MIN_FACTOR = 0.2  # largest decrease of the step in one rejection
 MAX_FACTOR = 10.0  # largest increase of the step after an accepted step
 
 METHODS = ("dopri5", "gauss-legendre", "invariant", "implicit-midpoint")
+NEWTON_MAX_PARAMS = 200  # above this, implicit methods default to fixed-point stage iteration
 
 # ---------------------------------------------------------------- Dormand-Prince 5(4) tableau
 # Ref. [1]; the error weights E = b5 - b4 and the dense output coefficients D (the
@@ -482,6 +483,7 @@ def integrate(
     dt0: float | None = None,
     adaptive: bool = True,
     newton_tol: float = 1e-13,
+    solver: str = "auto",
     backend: str = "auto",
 ) -> Trajectory:
     r"""Integrate the gradient flow :math:`\dot\theta = -\nabla L(\theta)` for an ensemble of initial conditions.
@@ -525,6 +527,12 @@ def integrate(
         Implicit methods only: the stage equations are iterated until the update's max-norm
         is below ``newton_tol * max(1, |y|_inf)`` (or stagnates at round-off). The
         invariants are conserved to about this accuracy per step.
+    solver : {"auto", "newton", "fixed-point"}, default "auto"
+        Implicit methods only: how the stage equations are solved. "newton": simplified
+        Newton with the dense Hessian ``model.hessian`` at the step's start (O(n^3) per step);
+        "fixed-point": functional iteration, no Hessian (for large n; needs
+        h ||Hess|| < ~1, enforced by rejecting non-converging steps); "auto": "newton" for
+        ``model.n_params <= 200``, else "fixed-point".
     backend : {"auto", "numpy", "numba"}, default "auto"
         "auto" uses the compiled kernel for DeepLinearNetwork with ``"dopri5"`` when numba is
         available (and ``FLOWGEOM_DISABLE_NUMBA`` is unset), numpy otherwise. Both give the same
@@ -612,10 +620,14 @@ def integrate(
         return rec.result(method, rtol, atol)
     from ._integrate_implicit import gauss_legendre
 
+    if solver not in ("auto", "newton", "fixed-point"):
+        raise ValueError(f"`solver` must be 'auto', 'newton' or 'fixed-point'; got {solver!r}.")
+    if solver == "auto":
+        solver = "newton" if model.n_params <= NEWTON_MAX_PARAMS else "fixed-point"
     stages = 2 if method == "gauss-legendre" else 1
     rec = _Recorder(model, y0, ts, saveat.states)
     with np.errstate(all="ignore"):
-        gauss_legendre(rec, y0, t0, t1, stages=stages, newton_tol=newton_tol, **opts)
+        gauss_legendre(rec, y0, t0, t1, stages=stages, newton_tol=newton_tol, solver=solver, **opts)
     return rec.result(method, rtol, atol)
 
 

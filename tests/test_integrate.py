@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from flowgeom.integrate import (
@@ -166,7 +168,7 @@ def assert_summaries_finite(tr: Trajectory):
     [
         ("dopri5", 5, [0.4, 0.2, 0.1, 0.05]),
         ("gauss-legendre", 4, [0.4, 0.2, 0.1, 0.05]),
-        ("implicit-midpoint", 2, [0.1, 0.05, 0.025, 0.0125]),
+        ("implicit-midpoint", 2, [0.2, 0.1, 0.05, 0.025]),
     ],
 )
 def test_order_scalar_balanced_line(method, order, hs):
@@ -236,7 +238,7 @@ def test_dense_output_order():
 @pytest.mark.parametrize("widths", [(4, 3, 2), (3, 3, 2, 2)])
 def test_matches_tight_solve_ivp(rng, widths, backend):
     net = DeepLinearNetwork.canonical(widths, np.linspace(3.0, 1.0, widths[-1]))
-    th0 = net.random_params(rng, scale=1 / np.sqrt(widths[1]), size=6)
+    th0 = net.random_params(rng, scale=1 / np.sqrt(widths[1]), size=4)
     ts = np.array([0.0, 0.3, 1.0, 2.5, 7.0, 20.0])
     tr = integrate(net, th0, 20.0, rtol=1e-10, atol=1e-12, saveat=SaveAt(ts=ts), grad_tol=0.0, backend=backend)
     ref = tight_reference(net, th0, ts)
@@ -305,10 +307,12 @@ def test_invariant_drift_explicit_vs_gauss_legendre(rng):
     assert np.max(np.abs(ex.ys - ref)) < 1e-4
 
 
-def test_invariants_conserved_unbalanced_gl_deep(rng):
+@pytest.mark.parametrize("solver", ["newton", "fixed-point"])
+def test_invariants_conserved_unbalanced_gl_deep(rng, solver):
     net = DeepLinearNetwork.canonical((3, 3, 2, 2), [2.0, 1.0])
     th0 = net.random_params(rng, scale=0.7, size=3)
-    tr = integrate(net, th0, 5.0, method="invariant", saveat=SaveAt(n_log=10), grad_tol=0.0)
+    tr = integrate(net, th0, 5.0, method="invariant", saveat=SaveAt(n_log=10), grad_tol=0.0, solver=solver)
+    assert np.all(tr.status == Status.REACHED_T1)
     c0 = net.conserved(th0)
     dc = np.linalg.norm(net.conserved(tr.ys) - c0[:, None], axis=-1) / (1 + np.linalg.norm(c0, axis=-1))[:, None]
     assert np.max(dc) < 1e-11
@@ -320,6 +324,35 @@ def test_loss_nonincreasing_along_flow(rng):
     tr = integrate(net, net.random_params(rng, scale=0.5, size=8), 30.0)
     d = np.diff(tr.loss, axis=1)
     assert np.all(d <= 1e-9 * (1 + np.abs(tr.loss[:, :-1])))
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    widths=st.sampled_from([(2, 2, 2), (3, 2, 2), (4, 3, 2), (2, 3, 2, 2)]),
+    log_scale=st.floats(-3.0, 0.3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_flow_invariants_and_descent(widths, log_scale, seed):
+    """Any init: the loss never increases along DOPRI5 save points; Gauss-Legendre keeps C_j."""
+    rng = np.random.default_rng(seed)
+    net = DeepLinearNetwork.canonical(widths, np.linspace(2.0, 1.0, widths[-1]))
+    th0 = net.random_params(rng, scale=10.0**log_scale, size=2)
+    ex = integrate(net, th0, 10.0, saveat=SaveAt(n_log=30), backend="numpy")
+    d = np.diff(ex.loss, axis=1)
+    assert np.all(d <= 1e-9 * (1 + np.abs(ex.loss[:, :-1])))
+    gl = integrate(net, th0, 10.0, method="invariant", saveat=SaveAt(n_log=8), grad_tol=0.0)
+    assert np.all(gl.invariant_drift < 1e-11)
+    np.testing.assert_allclose(gl.loss_final, ex.loss[:, -1], rtol=1e-4, atol=1e-6)
+
+
+def test_nonzero_t0(rng):
+    net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
+    th0 = net.random_params(rng, scale=0.5, size=2)
+    a = integrate(net, th0, 5.0, saveat=SaveAt(n_log=5), backend="numpy")
+    b = integrate(net, th0, 105.0, t0=100.0, saveat=SaveAt(n_log=5), backend="numpy")
+    np.testing.assert_allclose(b.ts, a.ts + 100.0)
+    np.testing.assert_allclose(b.ys, a.ys, rtol=0, atol=1e-10)
+    assert np.all(b.t_final == 105.0)
 
 
 # ---------------------------------------------------------------- save points
