@@ -67,6 +67,7 @@ __all__ = [
     "build_transition_graph",
     "transition_theory",
     "sample_transitions",
+    "sample_initializations",
     "transitions_dataset",
     "graph_from_dataset",
     "save_transitions",
@@ -434,15 +435,23 @@ class RefineIdentifier:
     distance : callable or None, default None
         ``distance(theta_a, theta_b) -> float`` (or a tuple whose first item is the distance),
         zero on a symmetry orbit. Default: ``model.orbit_distance`` when the model has one
-        (:meth:`flowgeom.mlp.MLP.orbit_distance`: permutations and sign flips of hidden units),
-        else the distance between sorted Hessian spectra, :math:`\|\mathrm{eig}\,\nabla^2
-        L(\theta_a) - \mathrm{eig}\,\nabla^2 L(\theta_b)\|_\infty`, which is invariant under
-        every orthogonal symmetry of parameter space.
+        (:meth:`flowgeom.mlp.MLP.orbit_distance`: permutations and sign flips of hidden units).
+        A model without one is deduplicated by its invariants alone: two critical points with
+        the same critical value and the same inertia are one stratum. (Critical sets of
+        models with continuous symmetries -- the gauge orbits of linear networks -- are
+        manifolds, on which pointwise distances and even Hessian spectra vary; value and
+        inertia do not, by Sylvester's law, along a symmetry orbit.)
     distance_atol : float, default 1e-4
-        Largest distance for "same stratum" (scaled by 1 + ||theta*||).
+        Largest distance for "same stratum" (scaled by 1 + ||theta*||), when ``distance`` is
+        used.
     value_rtol : float, default 1e-8
         Tolerance on critical values, relative to 1 + |L|.
     max_step_rtol : float, default ``REFINE_MAX_STEP_RTOL`` = 0.25
+    max_iter : int, default 60
+        Iteration budget of the default ``refine``. Newton converges quadratically at
+        non-degenerate and Morse-Bott critical points (a few iterations); at degenerate ones
+        (the origin of a deep linear network with H >= 2, where the loss is cubic) it is
+        linear and wanders along the degenerate directions, and the candidate is rejected.
     """
 
     def __init__(
@@ -454,18 +463,21 @@ class RefineIdentifier:
         distance_atol: float = 1e-4,
         value_rtol: float = 1e-8,
         max_step_rtol: float = REFINE_MAX_STEP_RTOL,
+        max_iter: int = 60,
     ):
         if not isinstance(model, Model):
             raise TypeError(f"`model` must implement flowgeom.Model; got {type(model).__name__}.")
         self.model = model
-        self.refine = refine if refine is not None else _default_refine
+        if int(max_iter) < 1:
+            raise ValueError(f"`max_iter` must be a positive int; got {max_iter!r}.")
+        self.refine = refine if refine is not None else (lambda m, th: _default_refine(m, th, int(max_iter)))
         if distance is None and callable(getattr(model, "orbit_distance", None)):
             distance = model.orbit_distance  # type: ignore[attr-defined]
         self.distance = distance
         self.distance_atol = _check_positive("distance_atol", distance_atol)
         self.value_rtol = _check_positive("value_rtol", value_rtol)
         self.max_step_rtol = _check_positive("max_step_rtol", max_step_rtol)
-        self._found: list[tuple[StratumNode, FloatArray, FloatArray]] = []  # node, theta*, spectrum
+        self._found: list[tuple[StratumNode, FloatArray]] = []  # node, refined critical point
 
     @property
     def nodes(self) -> Sequence[StratumNode]:
@@ -492,35 +504,35 @@ class RefineIdentifier:
             return None
         value = float(self.model.loss(ts))
         Hm = np.asarray(self.model.hessian(ts))
-        lam = np.linalg.eigvalsh(Hm)
+        inert = hessian_inertia(self.model, ts, method="dense", hessian=Hm)
+        inertia = inert.triple if min(inert.triple) >= 0 else None
         scale = 1.0 + float(np.linalg.norm(ts))
-        for node, tp, lp in self._found:
+        for node, tp in self._found:
             if abs(node.critical_value - value) > self.value_rtol * (1.0 + abs(value)):
                 continue
             if self.distance is None:
-                d = float(np.max(np.abs(lam - lp)))
-            else:
-                d = self.distance(tp, ts)
-                d = float(d[0] if isinstance(d, tuple) else d)
+                if node.inertia == inertia:
+                    return node
+                continue
+            d = self.distance(tp, ts)
+            d = float(d[0] if isinstance(d, tuple) else d)
             if d <= self.distance_atol * scale:
                 return node
-        inert = hessian_inertia(self.model, ts, method="dense", hessian=Hm)
-        inertia = inert.triple if min(inert.triple) >= 0 else None
         node = StratumNode(
             label=f"c{len(self._found)}",
             critical_value=value,
             inertia=inertia,
             kind="unknown" if inertia is None else ("strict_saddle" if inertia[0] > 0 else "minimum"),
         )
-        self._found.append((node, ts, lam))
+        self._found.append((node, ts))
         return node
 
 
-def _default_refine(model: Model, theta: FloatArray) -> FloatArray | None:
+def _default_refine(model: Model, theta: FloatArray, max_iter: int) -> FloatArray | None:
     """Refine with :func:`flowgeom.nonlinear_critical.refine_critical`; None if not converged."""
     from .nonlinear_critical import refine_critical
 
-    res = refine_critical(model, theta)
+    res = refine_critical(model, theta, max_iter=max_iter)
     return np.asarray(res.theta) if bool(np.all(res.converged)) else None
 
 
@@ -750,10 +762,16 @@ def _detect_one(ts, L, g, lv, *, loss_rtol, speed_rtol, grad_rtol, min_log_dwell
             f["tau_exit"] = _crossing(tau[i1], tau[i1 + 1], max(a, -50.0), b, 0.0)
             f["final"] = False
 
+    def same_level(p, f):
+        if lv is not None:
+            return p["c"] == f["c"]
+        # levels unknown: the loss must not have dropped between the fragments
+        return abs(L[p["i1"]] - L[f["i0"]]) <= loss_rtol * gap_i[p["i1"]]
+
     def merge(fr, max_gap):
         out = []
         for f in fr:
-            if out and out[-1]["c"] == f["c"] and f["tau_enter"] - out[-1]["tau_exit"] <= max_gap:
+            if out and same_level(out[-1], f) and f["tau_enter"] - out[-1]["tau_exit"] <= max_gap:
                 p = out[-1]
                 p["i1"], p["tau_exit"], p["final"] = f["i1"], f["tau_exit"], f["final"]
             else:

@@ -380,8 +380,8 @@ def test_slow_passage_rejected_by_atlas():
 
 
 def test_refine_identifier_generic_model():
-    # The bare-model path: plateaus refined to critical points and deduplicated by the Hessian
-    # spectrum (invariant under the orthogonal part of the gauge group).
+    # The bare-model path: plateaus refined to critical points and deduplicated by their
+    # invariants (critical value, inertia), since the gauge orbits are continuous families.
     pb = Problem.from_spectrum(S421, W543)
     net = pb.network()
     theta0 = 1e-6 * np.random.default_rng(9).standard_normal((2, net.n_params))
@@ -400,6 +400,13 @@ def test_refine_identifier_generic_model():
         assert node.critical_value == pytest.approx(atlas[atlas_label], abs=1e-9)
     assert {n.kind for n in ident.nodes if n.critical_value < 1e-9} == {"minimum"}
     assert all(n.kind == "strict_saddle" for n in ident.nodes if n.critical_value > 1e-9)
+    # one node per visited stratum across trajectories (dedup works), with the atlas inertia
+    # (for H = 1 the inertia is the same at every point of a stratum)
+    assert len(ident.nodes) == len(set(va.stratum))
+    atlas_inertia = {n.label: n.inertia for n in AtlasIdentifier(pb).nodes}
+    for node in ident.nodes:
+        (atlas_label,) = mapping[node.label]
+        assert node.inertia == atlas_inertia[atlas_label]
 
 
 def test_detect_visits_rejects_bad_input():
@@ -611,3 +618,20 @@ def test_truncated_record_has_no_final_visit():
     assert v.t_exit[-1] == ts[cut - 1]
     tg = build_transition_graph(v)
     assert tg.graph.nodes["L0"]["n_final"] == 0 and tg.n_unfinished == 1
+
+
+def test_generic_path_without_levels_separates_plateaus():
+    # Levels unknown (no atlas): consecutive plateaus must not be merged across a drop of the
+    # loss, even when the transition between them is short on the save grid (H = 2).
+    pb = Problem.from_spectrum(S421, (4, 3, 3, 3))
+    net = pb.network()
+    theta0 = 0.03 * np.random.default_rng(1).standard_normal((1, net.n_params))
+    tr = integrate(net, theta0, 60.0, rtol=1e-7, atol=1e-11, saveat=SaveAt(n_log=300), backend="numpy")
+    assert detect_visits(tr, pb).paths() == [("{}", "{0}", "{0,1}")]
+    ident = RefineIdentifier(net)
+    v = detect_visits(tr, net, identify=ident)
+    # the saddles {0} and {0,1} (the degenerate origin of H = 2 is not reached by Newton
+    # refinement from the plateau point and is rejected: counted, not guessed)
+    assert [round(n.critical_value, 9) for n in ident.nodes] == [2.5, 0.5]
+    assert v.n_rejected == 1
+    assert len(v) == 2
