@@ -434,20 +434,21 @@ class RefineIdentifier:
         critical manifold, so the step length is the distance to it).
     distance : callable or None, default None
         ``distance(theta_a, theta_b) -> float`` (or a tuple whose first item is the distance),
-        zero on a symmetry orbit. Default: ``model.orbit_distance`` when the model has one
-        (:meth:`flowgeom.mlp.MLP.orbit_distance`: permutations and sign flips of hidden units).
-        A model without one is deduplicated by its invariants alone: two critical points with
-        the same critical value and the same inertia are one stratum. (Critical sets of
-        models with continuous symmetries -- the gauge orbits of linear networks -- are
-        manifolds, on which pointwise distances and even Hessian spectra vary; value and
-        inertia do not, by Sylvester's law, along a symmetry orbit.)
+        zero on a symmetry orbit, e.g. :meth:`flowgeom.mlp.MLP.orbit_distance` (permutations and
+        sign flips of hidden units). With it, two critical points are one stratum when their
+        values agree and their orbit distance is at most ``distance_atol``. Default None:
+        deduplicate by invariants alone -- the same critical value and the same inertia make
+        one stratum. Critical sets are usually manifolds (the gauge orbits of linear networks,
+        the redundant units of an over-parameterized MLP), on which pointwise and orbit
+        distances are not small between two points of one set; value and inertia are
+        constant along a symmetry orbit (Sylvester's law of inertia).
     distance_atol : float, default 1e-4
         Largest distance for "same stratum" (scaled by 1 + ||theta*||), when ``distance`` is
         used.
     value_rtol : float, default 1e-8
         Tolerance on critical values, relative to 1 + |L|.
     max_step_rtol : float, default ``REFINE_MAX_STEP_RTOL`` = 0.25
-    max_iter : int, default 60
+    max_iter : int, default 200
         Iteration budget of the default ``refine``. Newton converges quadratically at
         non-degenerate and Morse-Bott critical points (a few iterations); at degenerate ones
         (the origin of a deep linear network with H >= 2, where the loss is cubic) it is
@@ -463,7 +464,7 @@ class RefineIdentifier:
         distance_atol: float = 1e-4,
         value_rtol: float = 1e-8,
         max_step_rtol: float = REFINE_MAX_STEP_RTOL,
-        max_iter: int = 60,
+        max_iter: int = 200,
     ):
         if not isinstance(model, Model):
             raise TypeError(f"`model` must implement flowgeom.Model; got {type(model).__name__}.")
@@ -471,8 +472,8 @@ class RefineIdentifier:
         if int(max_iter) < 1:
             raise ValueError(f"`max_iter` must be a positive int; got {max_iter!r}.")
         self.refine = refine if refine is not None else (lambda m, th: _default_refine(m, th, int(max_iter)))
-        if distance is None and callable(getattr(model, "orbit_distance", None)):
-            distance = model.orbit_distance  # type: ignore[attr-defined]
+        if distance is not None and not callable(distance):
+            raise TypeError(f"`distance` must be callable or None; got {type(distance).__name__}.")
         self.distance = distance
         self.distance_atol = _check_positive("distance_atol", distance_atol)
         self.value_rtol = _check_positive("value_rtol", value_rtol)

@@ -628,10 +628,38 @@ def test_generic_path_without_levels_separates_plateaus():
     theta0 = 0.03 * np.random.default_rng(1).standard_normal((1, net.n_params))
     tr = integrate(net, theta0, 60.0, rtol=1e-7, atol=1e-11, saveat=SaveAt(n_log=300), backend="numpy")
     assert detect_visits(tr, pb).paths() == [("{}", "{0}", "{0,1}")]
-    ident = RefineIdentifier(net)
+    ident = RefineIdentifier(net, max_iter=60)  # a smaller budget: the origin is refused faster
     v = detect_visits(tr, net, identify=ident)
     # the saddles {0} and {0,1} (the degenerate origin of H = 2 is not reached by Newton
     # refinement from the plateau point and is rejected: counted, not guessed)
     assert [round(n.critical_value, 9) for n in ident.nodes] == [2.5, 0.5]
     assert v.n_rejected == 1
     assert len(v) == 2
+
+
+@pytest.mark.parametrize("use_orbit_distance", [False, True])
+def test_refine_identifier_symmetry_dedup_mlp(use_orbit_distance):
+    # A tanh MLP: a critical point and its image under a hidden-unit permutation and a sign
+    # flip (symmetries of f) must get one label; a different critical value must not.
+    from flowgeom.mlp import teacher_student
+
+    data = teacher_student((3, 2, 1), 20, rng=np.random.default_rng(0), weight_scale=2.0)
+    net = data.student((3, 4, 1))
+    theta = 1e-3 * np.random.default_rng(1).standard_normal(net.n_params)
+    kw = {"distance": net.orbit_distance} if use_orbit_distance else {}
+    ident = RefineIdentifier(net, **kw)
+    a = ident(theta, float(net.loss(theta)))
+    assert a is not None and a.kind == "strict_saddle"
+    W1 = theta[:12].reshape(4, 3).copy()
+    W2 = theta[12:].reshape(1, 4).copy()
+    perm = [2, 0, 3, 1]
+    W1, W2 = W1[perm], W2[:, perm]
+    W1[1] *= -1.0  # tanh is odd: flip unit 1's incoming and outgoing weights
+    W2[:, 1] *= -1.0
+    image = np.concatenate([W1.ravel(), W2.ravel()])
+    assert float(net.loss(image)) == pytest.approx(float(net.loss(theta)), rel=1e-12)
+    b = ident(image, float(net.loss(image)))
+    assert b is a and len(ident.nodes) == 1
+    far = 2.0 * np.random.default_rng(2).standard_normal(net.n_params)
+    c = ident(far, float(net.loss(far)))
+    assert c is None or c.label != a.label
