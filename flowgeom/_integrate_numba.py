@@ -228,6 +228,15 @@ if HAVE_NUMBA:
                 return False
         return True
 
+    @njit(cache=True)
+    def _fill_nan(i, js, ys, loss_s, gn_s, store):
+        """Save slots js.. of trajectory i that were never reached (outputs are allocated uninitialised)."""
+        for j in range(js, loss_s.shape[1]):
+            if store:
+                ys[i, j, :] = np.nan
+            loss_s[i, j] = np.nan
+            gn_s[i, j] = np.nan
+
     @njit(cache=True, fastmath=_FM)
     def _rms_scaled(x, y0, y1, rtol, atol):
         n = x.shape[0]
@@ -424,6 +433,8 @@ if HAVE_NUMBA:
                     ys[i, j, :] = y
                 loss_s[i, j] = lv
                 gn_s[i, j] = g2
+        else:
+            _fill_nan(i, js, ys, loss_s, gn_s, store)
         out_i[i, 0] = status
         out_i[i, 1] = n_steps
         out_i[i, 2] = n_rhs
@@ -498,6 +509,8 @@ if HAVE_NUMBA:
                     ys[i, j, :] = y
                 loss_s[i, j] = lv
                 gn_s[i, j] = gn
+        else:
+            _fill_nan(i, js, ys, loss_s, gn_s, store)
         out_i[i, 0] = status
         out_i[i, 1] = n_steps
         out_i[i, 2] = n_rhs
@@ -541,8 +554,10 @@ def _run_threaded(kernel, N, args, threads=None):
 
 
 def _outputs(N, S, n, states):
-    ys = np.full((N, S, n), np.nan) if states else np.empty((1, 1, 1))
-    return ys, np.full((N, S), np.nan), np.full((N, S), np.nan), np.empty((N, n)), np.zeros((N, 3), np.int64), np.zeros((N, 2))
+    # uninitialised: every slot is written by the kernels (values or NaN), first touched by the
+    # worker threads
+    ys = np.empty((N, S, n)) if states else np.empty((1, 1, 1))
+    return ys, np.empty((N, S)), np.empty((N, S)), np.empty((N, n)), np.zeros((N, 3), np.int64), np.zeros((N, 2))
 
 
 def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method, rtol, atol, lr=None):
