@@ -27,8 +27,14 @@ from .samplers import Initializer
 # curvature estimates give bit-identical steps), which contracts every stable direction.
 POLISH_LR_FACTOR = 0.5
 DEFAULT_POLISH_STEPS = 2000
-# Dense Hessians up to this many parameters; power iteration on hvp beyond.
-POLISH_DENSE_MAX = 256
+# Only trajectories whose gradient is already within POLISH_FLOOR_FACTOR times the solver's
+# resolution, lambda_max * (atol + rtol * max|theta|), are handed to the end game: the path
+# to the limit is the flow's, gradient descent only supplies the last digits.
+POLISH_FLOOR_FACTOR = 100.0
+# Dense Hessians up to this many parameters (in row blocks of <= POLISH_DENSE_BYTES);
+# power iteration on hvp beyond.
+POLISH_DENSE_MAX = 64
+POLISH_DENSE_BYTES = 2**26
 POLISH_POWER_ITERS = 60
 STORE_KEY = "flowgeom_basins"
 _CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)$")
@@ -73,7 +79,9 @@ def _lambda_max(model, y) -> FloatArray:
     """Largest Hessian eigenvalue per row of ``y`` (dense for small n, else power iteration)."""
     n = y.shape[1]
     if n <= POLISH_DENSE_MAX:
-        return np.linalg.eigvalsh(model.hessian(y))[:, -1]
+        rows = max(1, POLISH_DENSE_BYTES // (8 * n * n))
+        return np.concatenate([np.linalg.eigvalsh(model.hessian(y[i : i + rows]))[:, -1]
+                               for i in range(0, y.shape[0], rows)])
     v = np.ones_like(y) / np.sqrt(n)
     lam = np.zeros(y.shape[0])
     for _ in range(POLISH_POWER_ITERS):
@@ -84,21 +92,27 @@ def _lambda_max(model, y) -> FloatArray:
     return np.abs(lam) * 1.25  # power iteration approaches |lambda|_max from below
 
 
-def _polish(job: _Job, y):
-    """Gradient descent from ``y`` with a per-trajectory power-of-two step; returns a dict of arrays."""
+def _polish(job: _Job, y, gnorm):
+    """Gradient descent from ``y`` with a per-trajectory power-of-two step; returns a dict of arrays.
+
+    Rows whose gradient norm ``gnorm`` is above the end-game threshold are returned unchanged
+    with status REACHED_T1 and no gradient evaluations.
+    """
     N = y.shape[0]
     with np.errstate(all="ignore"):
         lam = _lambda_max(job.model, y)
     lam = np.where(np.isfinite(lam) & (lam > 0), lam, np.inf)
+    resolution = lam * (job.atol + job.rtol * np.max(np.abs(y), axis=1))
+    eligible = np.isfinite(lam) & (gnorm <= POLISH_FLOOR_FACTOR * resolution)
     lr_cap = job.t1 / job.polish_steps  # the polish never runs longer than one first horizon
     expo = np.floor(np.log2(np.minimum(POLISH_LR_FACTOR / lam, lr_cap)))
-    expo = np.where(np.isfinite(expo), expo, np.floor(np.log2(lr_cap)))
+    expo = np.where(eligible, expo, np.nan)
     out = {
         "y": y.copy(), "t": np.zeros(N), "status": np.full(N, int(Status.REACHED_T1), dtype=np.int8),
         "loss": np.full(N, np.nan), "gnorm": np.full(N, np.nan), "drift": np.zeros(N),
         "n_rhs": np.zeros(N, dtype=np.int64),
     }
-    for e in np.unique(expo):
+    for e in np.unique(expo[eligible]):
         g = np.flatnonzero(expo == e)
         lr = float(2.0**e)
         tr = gradient_descent(job.model, y[g], lr, n_steps=job.polish_steps,
@@ -159,7 +173,7 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         again = np.isin(tr.status, _RESUMABLE)
         if job.polish_steps and job.integrator != "gd" and again.any():
             sub = active[again]
-            pol = _polish(job, y[sub])
+            pol = _polish(job, y[sub], gnorm[sub])
             ok = pol["status"] == int(Status.CONVERGED)
             if ok.any():
                 idx = sub[ok]

@@ -509,3 +509,31 @@ def test_mlp_plugs_in():
     fit = ds.limit.values == 0
     assert fit.any()
     assert np.all(ds.final_loss.values[fit] < 1e-12)
+
+
+def test_unwhitened_data_and_deeper_network(capsys):
+    rng = np.random.default_rng(8)
+    # X = U_X diag(1.5, 1.2, 0.8) Q^T and Y = U_Y [diag(2, 1) | 0] Q^T (Q: 12 x 3 orthonormal):
+    # not whitened, but well conditioned with reduced singular values (2, 1): no slow modes
+    Q = np.linalg.qr(rng.standard_normal((12, 3)))[0]
+    U_X = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    U_Y = np.linalg.qr(rng.standard_normal((2, 2)))[0]
+    X = U_X @ np.diag([1.5, 1.2, 0.8]) @ Q.T
+    Y = U_Y @ np.array([[2.0, 0, 0], [0, 1.0, 0]]) @ Q.T
+    pb = Problem.from_data(X, Y, (3, 2, 2))
+    assert not pb.whitened
+    ds = sample_basins(pb, 3, seed=22, scheduler="synchronous", t1=30.0, backend="numpy", progress=True)
+    assert "sample" in capsys.readouterr().err  # the tqdm bar: samples done and rate
+    _check_contract(ds, 3, 4)
+    ok = ds.limit.values >= 0
+    assert ok.all()
+    # final losses are the canonical critical values plus the data offset
+    np.testing.assert_allclose(ds.final_loss.values, ds.critical_value.values[ds.limit.values] + pb.loss_offset,
+                               atol=1e-10)
+    deep = Problem.from_spectrum([2.0, 1.0], (3, 2, 2, 2))
+    dd = sample_basins(deep, 8, seed=23, scheduler="synchronous", **QUICK)
+    _check_contract(dd, 8, 4)
+    assert dd.attrs["depth_H"] == 2 and list(dd.kind.values)[-1] == "global_min"
+    conv = dd.limit.values >= 0
+    np.testing.assert_allclose(dd.final_loss.values[conv], dd.critical_value.values[dd.limit.values[conv]],
+                               atol=1e-10)
