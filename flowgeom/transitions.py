@@ -313,8 +313,13 @@ class AtlasIdentifier:
     -----
     The measured inertia uses the balanced diagonal point :math:`W_j = \mathrm{diag}
     (s_i^{1/(H+1)}, i \in S)` (zero elsewhere), a critical point of the canonical loss on the
-    stratum labelled by S; for H >= 2 strata that differ beyond the learned set (other layer
-    ranks) this point is the balanced representative only.
+    stratum labelled by S. For H = 1 the inertia is the same at every point of a stratum
+    (checked on random points of the :mod:`flowgeom.critical` charts). For H >= 2 it is not:
+    a stratum holds families of points with different partial-product ranks (e.g. for widths
+    (4, 3, 3, 3), s = (4, 2, 1), stratum {0}: (0, 24, 6) on the balanced "tight" family,
+    (4, 16, 10) on the "outer" one); the node carries the balanced value, the family a
+    small initialization passes near (it stays balanced up to :math:`O(\varepsilon^2)`,
+    Lemma 1).
     """
 
     def __init__(
@@ -832,7 +837,11 @@ def detect_visits(
     Fragments at one level separated by at most ``merge_log_gap`` in :math:`\tau` are merged;
     a fragment that does not last to the end of the record must last at least
     ``min_log_dwell`` in :math:`\tau`. Each remaining fragment is identified at its plateau
-    point (the save of smallest gradient norm), and consecutive visits to one stratum merge.
+    point (the save of smallest gradient norm); a candidate the identifier matches to no
+    stratum is not a visit (a slow passage that only crossed a critical *value*) and is
+    counted in :attr:`Visits.n_rejected`. Consecutive visits to one stratum merge. Whether a
+    short plateau counts as a visit is a matter of these thresholds: with larger
+    initializations the plateaus shrink and the saddles are "skipped".
 
     Parameters
     ----------
@@ -858,8 +867,11 @@ def detect_visits(
         For a Problem: the coordinates the trajectories were integrated in.
     loss_rtol : float, default 0.05
         :math:`\rho_L`: largest :math:`|L - L_c|` as a fraction of the gap :math:`g_c`.
-    speed_rtol : float, default 0.05
-        :math:`\rho_v`: largest log-time speed :math:`t\|\nabla L\|^2` as a fraction of :math:`g_c`.
+    speed_rtol : float, default 1.0
+        :math:`\rho_v`: largest log-time speed :math:`t\|\nabla L\|^2` as a fraction of
+        :math:`g_c` (at 1, the loss would need at least one e-fold of time to cross the gap).
+        Late plateaus are short compared with t, so a tight value would miss them; fast
+        passages are rejected by this criterion and by ``min_log_dwell``.
     grad_rtol : float, default 0.2
         :math:`\rho_g`: largest gradient norm as a fraction of the trajectory's maximum.
     min_log_dwell : float, default 0.1
@@ -882,6 +894,19 @@ def detect_visits(
         ``traj`` is not Trajectory-like, or ``model_or_problem`` neither a Model nor a Problem.
     ValueError
         A threshold is not positive, or the trajectory arrays disagree in shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from flowgeom import Problem
+    >>> from flowgeom.integrate import SaveAt, integrate
+    >>> from flowgeom.transitions import detect_visits
+    >>> pb = Problem.from_spectrum([4.0, 2.0, 1.0], (5, 4, 3))
+    >>> net = pb.network()
+    >>> theta0 = 1e-6 * np.random.default_rng(0).standard_normal((2, net.n_params))
+    >>> traj = integrate(net, theta0, 40.0, rtol=1e-8, atol=1e-12, saveat=SaveAt(n_log=300))
+    >>> detect_visits(traj, pb).paths()
+    [('{}', '{0}', '{0,1}', '{0,1,2}'), ('{}', '{0}', '{0,1}', '{0,1,2}')]
     """
     loss_rtol = _check_positive("loss_rtol", loss_rtol)
     speed_rtol = _check_positive("speed_rtol", speed_rtol)
