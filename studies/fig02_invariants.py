@@ -78,11 +78,7 @@ def compute(*, quick: bool = False) -> xr.Dataset:
         net = problem.network()
         theta0 = sample_initializations(problem, init, n, scale=INIT_SCALE, seed=cfg["seed"] + ip)
         for im, (method, rtol, atol) in enumerate(METHODS.values()):
-            # backend="numpy": the optional numba kernel gave wrong H = 2 trajectories when this was written
-            # (loss 3.6 instead of 1e-13 at t = 60 on this problem); numpy is the reference implementation.
-            be = "auto" if len(widths) == 3 else "numpy"
-            tr = integrate(net, theta0, cfg["t1"], method=method, rtol=rtol, atol=atol, saveat=saveat,
-                           grad_tol=0.0, backend=be)
+            tr = integrate(net, theta0, cfg["t1"], method=method, rtol=rtol, atol=atol, saveat=saveat, grad_tol=0.0)
             ts = tr.ts
             drift[ip, im] = _drift(net, tr.ys)
             reported[ip, im] = tr.invariant_drift
