@@ -320,8 +320,11 @@ def plot_basins(ds: xr.Dataset, ax=None):
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=6)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of initializations")
-    level = ds.attrs.get("confidence_level", ds.attrs.get("level"))
-    ax.set_title("basins" + (f" ({float(level):.0%} CI)" if level is not None else ""))
+    level = ds.attrs.get("ci_level", ds.attrs.get("confidence_level"))
+    method = ds.attrs.get("ci_method")
+    ci = "" if level is None else f" ({float(level):.0%} {method + ' ' if method else ''}CI)"
+    n = ds.sizes.get("sample")
+    ax.set_title("basins" + ci + (f", {n} samples" if n else ""))
     return ax
 
 

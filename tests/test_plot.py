@@ -74,7 +74,7 @@ def test_jump_times_strata_basins_and_directory(tds, tmp_path):
         {"fraction": ("stratum", [0.0, 0.1, 0.9]), "fraction_low": ("stratum", [0.0, 0.05, 0.85]),
          "fraction_high": ("stratum", [0.02, 0.15, 0.95])},
         coords={"label": ("stratum", np.array(["{}", "{0}", "{0,1}"], dtype=object))},
-        attrs={"confidence_level": 0.95},
+        attrs={"ci_level": 0.95, "ci_method": "wilson"},
     )
     assert isinstance(plot_strata(strata), Axes)
     assert isinstance(plot_basins(basins), Axes)
