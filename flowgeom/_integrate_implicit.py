@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .integrate import (
+from ._integrate_base import (
     MAX_FACTOR,
     MIN_FACTOR,
     SAFETY,
