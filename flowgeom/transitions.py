@@ -48,9 +48,9 @@ import numpy as np
 import xarray as xr
 from scipy import integrate as _quad
 from scipy import special as _special
-from scipy import stats as _stats
 
 from ._types import FloatArray
+from .basins import wilson_interval
 from ._version import __version__
 from .models import Model
 from .networks import DeepLinearNetwork
@@ -67,7 +67,6 @@ __all__ = [
     "build_transition_graph",
     "transition_theory",
     "sample_transitions",
-    "sample_initializations",
     "transitions_dataset",
     "graph_from_dataset",
     "save_transitions",
@@ -75,7 +74,6 @@ __all__ = [
     "read_graphml",
     "parse_inertia",
     "format_inertia",
-    "wilson_interval",
     "UNIDENTIFIED",
     "MINIMUM_KINDS",
 ]
@@ -1030,39 +1028,15 @@ def _level_crossing(ts, L, tau, tc, t0, i_from, i_to, level) -> float:
 
 
 # ----------------------------------------------------------------------------- graph
-def wilson_interval(count, n, *, level: float = CONFIDENCE_LEVEL) -> tuple[np.ndarray, np.ndarray]:
-    r"""Wilson score interval for a binomial proportion (Wilson 1927).
-
-    .. math::
-
-        \frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n} + \frac{z^2}{4n^2}}}{1 + z^2/n},
-        \qquad \hat p = k/n,\ z = \Phi^{-1}\bigl(\tfrac{1+\mathrm{level}}{2}\bigr).
-
-    Parameters
-    ----------
-    count, n : array_like of int
-        Successes k and trials n (n = 0 gives the uninformative [0, 1]).
-    level : float, default 0.95
-
-    Returns
-    -------
-    low, high : ndarray of float
-    """
-    k = np.asarray(count, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"`level` must be in (0, 1); got {level!r}.")
-    if np.any(k < 0) or np.any(k > n):
-        raise ValueError(f"`count` must lie in [0, n]; got count={count!r}, n={n!r}.")
-    z = float(_stats.norm.ppf(0.5 * (1.0 + level)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(n > 0, k / np.where(n > 0, n, 1.0), 0.0)
-        nn = np.where(n > 0, n, 1.0)
-        den = 1.0 + z * z / nn
-        center = (p + z * z / (2 * nn)) / den
-        half = z * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / den
-    low = np.where(n > 0, np.clip(center - half, 0.0, 1.0), 0.0)
-    high = np.where(n > 0, np.clip(center + half, 0.0, 1.0), 1.0)
+def _wilson(count, n, *, level: float = CONFIDENCE_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson intervals (:func:`flowgeom.basins.wilson_interval`), with the uninformative [0, 1] where n = 0."""
+    k = np.asarray(count, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    k, n = np.broadcast_arrays(k, n)
+    low, high = np.zeros(n.shape), np.ones(n.shape)
+    ok = n > 0
+    if np.any(ok):
+        low[ok], high[ok] = wilson_interval(k[ok], n[ok], level=level)
     return low, high
 
 
@@ -1194,7 +1168,7 @@ def build_transition_graph(
     edges = sorted(edge_count, key=lambda e: (labels.index(e[0]), labels.index(e[1])))
     counts = np.array([edge_count[e] for e in edges], dtype=np.int64)
     trials = np.array([n_left[e[0]] for e in edges], dtype=np.int64)
-    low, high = wilson_interval(counts, trials, level=confidence_level)
+    low, high = _wilson(counts, trials, level=confidence_level)
     for e, c, nt, lo, hi in zip(edges, counts, trials, low, high):
         dw = np.asarray(edge_dwell[e])
         jm = np.asarray(edge_jump[e])
@@ -1631,7 +1605,7 @@ def save_transitions(ds: xr.Dataset, out_dir: str | os.PathLike, *, graph: nx.Di
 
 
 # ----------------------------------------------------------------------------- sampling
-def sample_initializations(
+def _transition_inits(
     problem: Problem, n_samples: int, *, init_scale: float, init: str = "gaussian", seed: int | None = 0,
     coordinates: Literal["auto", "canonical", "original"] = "auto",
 ) -> np.ndarray:
@@ -1684,7 +1658,7 @@ def sample_transitions(
 ) -> xr.Dataset:
     r"""Simulate an ensemble from small initializations and return the ``transitions`` Dataset.
 
-    Samples ``n_samples`` initializations (:func:`sample_initializations`), integrates the
+    Samples ``n_samples`` initializations (Gaussian or aligned, see ``init``), integrates the
     gradient flow :math:`\dot\theta = -\nabla L(\theta)` of ``problem.network("auto")`` (the
     flow the user runs) with :func:`flowgeom.integrate.integrate` at log-spaced save times,
     detects and identifies the visits against the atlas (:func:`detect_visits`), builds the
@@ -1730,7 +1704,7 @@ def sample_transitions(
         raise TypeError(f"`problem` must be a flowgeom.Problem; got {type(problem).__name__}.")
     eps = _check_positive("init_scale", init_scale)
     net = problem.network("auto")
-    theta0 = sample_initializations(problem, n_samples, init_scale=eps, init=init, seed=seed)
+    theta0 = _transition_inits(problem, n_samples, init_scale=eps, init=init, seed=seed)
     s = np.asarray(problem.singular_values)
     if t1 is None:
         t_pred = max(_scalar_chain_time(float(sk), eps, problem.depth_H)[0] for sk in s)

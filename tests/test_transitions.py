@@ -46,7 +46,6 @@ from flowgeom.transitions import (
     save_transitions,
     to_graphml,
     transition_theory,
-    wilson_interval,
     _scalar_chain_time,
 )
 
@@ -426,14 +425,6 @@ def test_detect_visits_rejects_bad_input():
 
 
 # ----------------------------------------------------------------------------- graph
-@pytest.mark.parametrize("k,n", [(0, 5), (3, 10), (10, 10), (17, 40)])
-def test_wilson_matches_scipy(k, n):
-    lo, hi = wilson_interval(np.array([k]), np.array([n]), level=0.9)
-    ref = binomtest(k, n).proportion_ci(confidence_level=0.9, method="wilson")
-    assert lo[0] == pytest.approx(ref.low, abs=1e-12)
-    assert hi[0] == pytest.approx(ref.high, abs=1e-12)
-
-
 def _hand_visits():
     # trajectory 0: A -> B -> D ; 1: A -> C -> D ; 2: A -> B -> D ; 3: A -> B (stops at B)
     rows = [
