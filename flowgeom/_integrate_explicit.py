@@ -152,14 +152,18 @@ def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps
             rejected, attempts = rejected[keep], attempts[keep]
 
 
-def _gd_numpy(rec: _Recorder, y0, lr, n_total, ks, *, grad_tol, max_norm, max_loss):
+def _gd_numpy(rec: _Recorder, y0, lr, n_total, ks, *, grad_tol, max_norm, max_loss, track_invariants):
     model = rec.model
     N = y0.shape[0]
     S = ks.shape[0]
     idx = np.arange(N)
     y = y0.copy()
     jsave = np.zeros(N, dtype=np.int64)
+    if not track_invariants:
+        rec.drift[:] = np.nan
     for k in range(n_total + 1):
+        if k and track_invariants:
+            rec.update_drift(idx, y)
         g = model.grad(y)
         rec.n_rhs[idx] += 1
         gn = np.linalg.norm(g, axis=1)

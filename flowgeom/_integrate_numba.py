@@ -451,8 +451,8 @@ if HAVE_NUMBA:
                         out_f)
 
     @njit(cache=True)
-    def _gd_one(i, y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store,
-                is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f):
+    def _gd_one(i, y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store, track,
+                is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf, wts, ys, loss_s, gn_s, y_final, out_i, out_f):
         n = y0.shape[0]
         S = ks.shape[0]
         pre = np.empty(pre_off[-1])
@@ -463,6 +463,16 @@ if HAVE_NUMBA:
         fs = np.empty(n)
         y = y0.copy()
         yn = np.empty(n)
+        kc = wts.shape[0]
+        c0 = np.empty(kc)
+        cc = np.empty(kc)
+        c0s = 0.0
+        drift = 0.0
+        if track:
+            _conserved(y, c0, shp, off)
+            for q in range(kc):
+                c0s += wts[q] * c0[q] * c0[q]
+        c0s = 1.0 + np.sqrt(c0s)
         js = 0
         status = _RUNNING
         n_rhs = 0
@@ -501,6 +511,15 @@ if HAVE_NUMBA:
                 y[q] = yn[q]
             n_steps += 1
             k += 1
+            if track:
+                _conserved(y, cc, shp, off)
+                dd = 0.0
+                for q in range(kc):
+                    dd += wts[q] * (cc[q] - c0[q]) ** 2
+                dd = np.sqrt(dd) / c0s
+                if not np.isfinite(dd):
+                    dd = np.inf
+                drift = max(drift, dd)
         for q in range(n):
             y_final[i, q] = y[q]
         if (status == _CONVERGED or status == _REACHED_T1) and js < S:
@@ -515,15 +534,15 @@ if HAVE_NUMBA:
         out_i[i, 1] = n_steps
         out_i[i, 2] = n_rhs
         out_f[i, 0] = k * lr
-        out_f[i, 1] = 0.0
+        out_f[i, 1] = drift if track else np.nan
 
     @njit(cache=True, nogil=True)
-    def _gd_batch(rows, Y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store, is_h1, shp, off, T, Tf, R, has_R,
-                  c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f):
+    def _gd_batch(rows, Y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store, track, is_h1, shp, off, T, Tf,
+                  R, has_R, c, pre_off, nbuf, wts, ys, loss_s, gn_s, y_final, out_i, out_f):
         for k in range(rows.shape[0]):
             i = rows[k]
-            _gd_one(i, Y0[i], lr, n_total, ks, grad_tol, max_norm, max_loss, store, is_h1, shp, off, T, Tf, R,
-                    has_R, c, pre_off, nbuf, ys, loss_s, gn_s, y_final, out_i, out_f)
+            _gd_one(i, Y0[i], lr, n_total, ks, grad_tol, max_norm, max_loss, store, track, is_h1, shp, off, T, Tf,
+                    R, has_R, c, pre_off, nbuf, wts, ys, loss_s, gn_s, y_final, out_i, out_f)
 
 
 def n_threads() -> int:
@@ -587,14 +606,14 @@ def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, 
     return _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, "dopri5", rtol, atol)
 
 
-def gd_dln(net, y0, lr, n_total, ks, ts, *, states, grad_tol, max_norm, max_loss):
+def gd_dln(net, y0, lr, n_total, ks, ts, *, states, grad_tol, max_norm, max_loss, track_invariants):
     """Run compiled gradient descent for a DeepLinearNetwork; returns a Trajectory."""
-    arrs, _ = _network_arrays(net)
+    arrs, wts = _network_arrays(net)
     N, n = y0.shape
     ys, loss_s, gn_s, y_final, out_i, out_f = _outputs(N, ts.shape[0], n, states)
     args = (np.ascontiguousarray(y0), float(lr), int(n_total), np.ascontiguousarray(ks, dtype=np.int64),
             float(grad_tol), float(max_norm), np.inf if max_loss is None else float(max_loss), bool(states),
-            *arrs, ys, loss_s, gn_s, y_final, out_i, out_f)
+            bool(track_invariants), *arrs, wts, ys, loss_s, gn_s, y_final, out_i, out_f)
     _run_threaded(_gd_batch, N, args)
     tr = _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, "gd", np.nan, np.nan, lr=float(lr))
     return tr

@@ -325,6 +325,7 @@ def gradient_descent(
     grad_tol: float = 1e-10,
     max_norm: float = 1e8,
     max_loss: float | None = None,
+    track_invariants: bool = True,
     backend: str = "auto",
 ) -> Trajectory:
     r"""Discrete gradient descent :math:`\theta_{k+1} = \theta_k - \eta\,\nabla L(\theta_k)` for an ensemble.
@@ -353,6 +354,10 @@ def gradient_descent(
     max_loss : float or None, default None
         Also DIVERGED when the loss of a new iterate exceeds ``max_loss`` (None: no loss test;
         setting it costs one loss evaluation per step).
+    track_invariants : bool, default True
+        Record ``invariant_drift`` (GD does not conserve the :math:`C_j`: one step changes
+        them by :math:`\eta^2(g_{j+1}^Tg_{j+1} - g_jg_j^T)`); costs one ``model.conserved``
+        per step. False skips it and reports NaN.
     backend : {"auto", "numpy", "numba"}, default "auto"
         As for :func:`integrate`.
 
@@ -401,10 +406,11 @@ def gradient_descent(
         from ._integrate_numba import gd_dln
 
         return gd_dln(model, y0, lr, n_total, ks, ts, states=saveat.states, grad_tol=grad_tol,
-                      max_norm=max_norm, max_loss=max_loss)
+                      max_norm=max_norm, max_loss=max_loss, track_invariants=bool(track_invariants))
     rec = _Recorder(model, y0, ts, saveat.states)
     with np.errstate(all="ignore"):
-        _gd_numpy(rec, y0, lr, n_total, ks, grad_tol=grad_tol, max_norm=max_norm, max_loss=max_loss)
+        _gd_numpy(rec, y0, lr, n_total, ks, grad_tol=grad_tol, max_norm=max_norm, max_loss=max_loss,
+                  track_invariants=bool(track_invariants))
     return rec.result("gd", np.nan, np.nan, lr=lr)
 
 

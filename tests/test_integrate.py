@@ -282,6 +282,9 @@ def test_backends_agree(rng):
     np.testing.assert_array_equal(ga.status, gb.status)
     np.testing.assert_array_equal(ga.n_steps, gb.n_steps)
     np.testing.assert_allclose(ga.ys, gb.ys, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ga.invariant_drift, gb.invariant_drift, rtol=1e-6, atol=1e-14)
+    off = gradient_descent(net, th0, 0.02, n_steps=50, backend="numba", track_invariants=False)
+    assert np.all(np.isnan(off.invariant_drift))
 
 
 # ---------------------------------------------------------------- invariants
@@ -521,6 +524,11 @@ def test_safe_learning_rate_guarantees(rng):
     C = net.conserved(tr.ys).reshape(6, n + 1, 3, 3)
     drift = np.linalg.norm(C - C[:, :1], ord=2, axis=(-2, -1)).max(axis=1)
     assert np.all(drift <= safe.invariant_drift_bound * (1 + 1e-9) + 1e-14)
+    # the reported drift is the same quantity in the Frobenius norm, relative to 1 + ||C0||
+    c0 = net.conserved(th0)
+    rel = np.max(np.linalg.norm(net.conserved(tr.ys) - c0[:, None], axis=-1), axis=1) / (1 + np.linalg.norm(c0, axis=-1))
+    np.testing.assert_allclose(tr.invariant_drift, rel, rtol=1e-6, atol=1e-15)
+    assert np.all(tr.invariant_drift > 0)
     assert tr.loss_final.max() < 1e-6
 
 
