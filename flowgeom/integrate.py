@@ -81,7 +81,7 @@ def numba_available() -> bool:
         return False
     try:
         from . import _integrate_numba  # noqa: F401
-    except ImportError:
+    except Exception:  # ImportError, or numba failing to set up its cache: fall back to numpy
         return False
     return _integrate_numba.HAVE_NUMBA
 
@@ -218,7 +218,9 @@ def integrate(
     backend : {"auto", "numpy", "numba"}, default "auto"
         "auto" uses the compiled kernel for DeepLinearNetwork with ``"dopri5"`` when numba is
         available (and ``FLOWGEOM_DISABLE_NUMBA`` is unset), numpy otherwise. Both give the same
-        statuses and agree to round-off amplified by the flow.
+        statuses and agree to round-off amplified by the flow. The kernel is compiled on first
+        use (about 15 s, once per machine: numba caches it on disk) and runs on
+        ``FLOWGEOM_NUM_THREADS`` threads (default: all usable CPUs).
 
     Returns
     -------
