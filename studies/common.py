@@ -37,6 +37,9 @@ __all__ = ["study_attrs", "cache_matches", "load_or_compute", "save_figure", "st
 DPI = 110
 """Resolution of the committed PNGs (small files, legible in a README)."""
 
+QUICK_DPI = 50
+"""Resolution of ``--quick`` outputs (throw-away smoke-test pictures: rendering time matters, not detail)."""
+
 MAX_PNG_BYTES = 150_000
 """A figure larger than this is reported (not refused): the README gallery should stay light."""
 
@@ -150,11 +153,11 @@ def _quantize_png(path: Path) -> None:
         tmp.unlink()
 
 
-def save_figure(fig, path: Path, *, verbose: bool = True) -> Path:
-    """Write ``fig`` as PNG at :data:`DPI` and close it; report the size if above :data:`MAX_PNG_BYTES`."""
+def save_figure(fig, path: Path, *, dpi: int = DPI, verbose: bool = True) -> Path:
+    """Write ``fig`` as PNG at ``dpi`` and close it; report the size if above :data:`MAX_PNG_BYTES`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     _quantize_png(path)
     size = path.stat().st_size
@@ -193,4 +196,4 @@ def run(
     ds = load_or_compute(name, compute, cfg, quick=quick, data_dir=data_dir, force=args.force)
     with style():
         fig = plot(ds)
-    return save_figure(fig, Path(out_dir) / f"{name}.png")
+    return save_figure(fig, Path(out_dir) / f"{name}.png", dpi=QUICK_DPI if quick else DPI)
