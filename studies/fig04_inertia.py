@@ -124,9 +124,17 @@ def plot(ds: xr.Dataset):
         sad = has
         mn = int(np.min(codim[sad])) if sad.any() else -1
         ax.set_title(f"codim of the inflow (min over saddles: {mn})", fontsize=8)
+    has = ds["paper_dim_bound"].values >= 0
+    dim_ok = bool(np.all(ds["manifold_dim"].values[has] <= ds["paper_dim_bound"].values[has]))
+    dim_eq = int(np.sum(ds["manifold_dim"].values[has] == ds["paper_dim_bound"].values[has]))
+    esc_bad = int(np.sum(ds["escape_dim"].values[has] < ds["paper_escape_bound"].values[has]))
+    codim_min = int(np.min(ds["stable_codim"].values[has])) if has.any() else -1
+    fig.suptitle(f"Lemma 3 {'holds' if dim_ok else 'VIOLATED'} (dim = $D_C^r$ on {dim_eq}/{int(has.sum())} saddle strata); "
+                 f"Lemma 4 contradicted on {esc_bad}/{int(has.sum())} (by one);\nsmallest codimension of the inflow "
+                 f"into a saddle stratum: {codim_min} (Theorem 1's measure-zero conclusion needs $\\geq 1$)", fontsize=8)
     h0, l0 = axs[0, 0].get_legend_handles_labels()
     h1, l1 = axs[0, 1].get_legend_handles_labels()
-    fig.legend(h0 + h1, l0 + l1, loc="outside upper center", ncol=4, fontsize=6.5)
+    fig.legend(h0 + h1, l0 + l1, loc="outside lower center", ncol=4, fontsize=6.5)
     return fig
 
 
