@@ -22,6 +22,44 @@ What is measured against them: ``manifold_dim`` against :math:`D_C^r`; ``escape_
 measured counterpart of :math:`\dim\mathcal{C}(\Xi)`, the span of variations that do not converge to
 :math:`\Xi`) against :math:`U_S^r`; ``stable_codim`` against the paper's codimension.
 
+What the measurements show for H = 1 (shapes (3,2,2), (4,3,2), (4,4,3), (6,5,4); all
+:math:`2^{d_y}` strata; tests in ``tests/test_linearize.py`` check the closed forms below):
+
+- Every stratum, including S = {} (r = 0, omitted by the paper's union over r = 1..d_y), is a
+  manifold of dimension :math:`2d_1r - r^2 + (d_1-r)(d_x-d_y)`: Lemma 3's "upper bound"
+  :math:`D_C^r` is attained by every S of rank r.
+- The Hessian kernel is exactly the tangent space (Morse–Bott everywhere). In the basis of
+  Lemma 2 the Hessian splits into a positive semi-definite block on :math:`(a_1, c_1, b)` whose
+  kernel is the tangent space, and one block per unlearned mode k on :math:`(a_2^{(k)}, c_2^{(k)})`,
+  :math:`\begin{bmatrix}\bar C^T\bar C & -s_k I\\ -s_k I & \bar A\bar A^T + BB^T\end{bmatrix}`,
+  nonsingular because :math:`s_k^2` is not an eigenvalue of :math:`(\bar A\bar A^T + BB^T)\bar C^T\bar C`
+  (whose non-zero eigenvalues are :math:`s_i^2`, i in S), with
+  :math:`d_1 - \#\{i \in S: s_i > s_k\}` negative eigenvalues. Hence
+  :math:`n_- = \sum_{k\notin S}(d_1 - \#\{i\in S: s_i > s_k\})` and, for the top set
+  S = {0..r-1}, :math:`n_- = (d_y - r)(d_1 - r)`.
+- So the set of initializations flowing into the top stratum of rank r has codimension
+  :math:`(d_y-r)(d_1-r)`, one less than the :math:`(d_y-r)(d_1-r)+1` of Proof 2, and the measured
+  :math:`n_0 + n_- = U_S^r - 1` violates Lemma 4's lower bound at every top stratum. The count in
+  Lemma 4 treats the solutions :math:`c_2` of (14) as a space of dimension :math:`(d_y-r)(d_1-r)`,
+  but :math:`c_2^T E_Y^2 = \bar C^T\bar C\bar A\bar A^T c_2^T` has only :math:`c_2 = 0` when
+  :math:`s_k^2` is not an eigenvalue of :math:`\bar C^T\bar C\bar A\bar A^T` (distinct s). The
+  measured number of negative directions at the top stratum happens to equal that miscounted
+  :math:`(d_y-r)(d_1-r)`, so :math:`D_C^r + (d_y-r)(d_1-r)` is the right escape dimension and the
+  extra "+1" (the negative eigenvalue of Proposition 2) is counted twice.
+- For (3,2,2) the stratum {0} has :math:`n_- = 1`: its stable set is a hypersurface. It separates
+  the basins of the two components of the global minimum set (sign of :math:`\det W_2`), which a
+  set of codimension >= 2 could not do, so the paper's conclusion
+  :math:`D_C^r + D_S^r \le \dim\mathcal{X} - 2` is false there (the measure-zero conclusion of
+  Theorem 1 is unaffected). ``tests/test_linearize.py`` finds a point of this separatrix by
+  bisection with ``scipy.integrate.solve_ivp`` and shows its trajectory stalling at the {0} value.
+- Proposition 2's classification (all r < d_y strict saddles, r = d_y minima) is confirmed.
+
+For H >= 2 (measured, not in the paper): the strata contain points whose linearizations differ.
+Points of the family ``"outer"`` (generic middle layers) are Morse–Bott strict saddles; points of
+``"tight"`` families with S = {0..r-1} have :math:`n_- = 0` and a critical set that is not a manifold
+there (non-strict saddles, stable codimension undecided by linearization); the origin has a zero
+Hessian. The ranges are reported per stratum (``n_negative_min``/``_max`` ...).
+
 Coordinates. The atlas is computed for the canonical loss :math:`\tfrac12\|\Sigma - \bar P\|_F^2`.
 For non-whitened data the data loss is :math:`L(\bar W) + c` under the linear change of variables
 :meth:`flowgeom.Problem.to_canonical`, a diffeomorphism: critical points correspond, critical values
