@@ -240,12 +240,13 @@ def plot(ds: xr.Dataset):
             ax.semilogy(t, dist[i], lw=1.2, label=f"$\\delta$ = {d:.0e} off the line")
     ax.semilogy(t, 1.5 * np.sqrt(2) * np.exp(-s * t), "k--", lw=0.8, label="$\\propto e^{-st}$")
     ax.axhline(np.sqrt(2 * s), color="tab:green", lw=0.8, ls=":", label="$\\sqrt{2s}$ (nearest minima)")
-    ax.text(t[-1], 3e-13, f"solver floor (atol={ds.attrs['atol']:.0e})", ha="right", va="bottom", fontsize=6)
+    ax.text(t[0] + 0.5, 2e-14, f"solver floor near 1e-12 (atol={ds.attrs['atol']:.0e})", ha="left", va="bottom",
+            fontsize=6)
     on_final = dist[deltas == 0, -1]
     ax.set(xlabel="t", ylabel="distance to the saddle $\\|\\theta(t)\\|$", ylim=(1e-14, 10))
     ax.set_title(f"(b) stable set of the saddle, checked: on the line\n"
                  f"$\\|\\theta(t_1)\\|\\leq${on_final.max():.0e}; off it, escape after ~log(1/$\\delta$)/s")
-    ax.legend(fontsize=6, loc="lower left")
+    ax.legend(fontsize=6, loc="center right")
     # (c) 2x2x2 invariant plane
     ax = axs[1, 0]
     g2 = ds["gx2"].values
