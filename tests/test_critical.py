@@ -287,6 +287,16 @@ def test_strata_dataset_schema_and_invariants():
     np.testing.assert_array_equal(ds.point_theta.values, ds2.point_theta.values)
 
 
+def test_strata_dataset_roundtrips_through_netcdf(tmp_path):
+    import xarray as xr
+
+    from flowgeom.io import load_dataset, save_dataset
+
+    ds = build_strata_dataset(Problem.from_spectrum([2.0, 1.0], (3, 2, 2, 2)), points_per_stratum=1, local_dim=False)
+    save_dataset(ds, tmp_path / "strata.nc")
+    xr.testing.assert_identical(load_dataset(tmp_path / "strata.nc"), ds)
+
+
 def test_strata_dataset_deep_points_differ_and_non_strict():
     pb = Problem.from_spectrum([2.0, 1.0], (3, 2, 2, 2))
     ds = build_strata_dataset(pb, points_per_stratum=1, local_dim=False)

@@ -422,7 +422,7 @@ def build_strata_dataset(
             "singular_values": [float(v) for v in s],
             "depth_H": H,
             "seed": int(seed),
-            "coordinates": "canonical",
+            "atlas_coordinates": "canonical",  # not "coordinates": a reserved CF attribute in netCDF
             "loss_offset": float(getattr(problem, "loss_offset", 0.0)),
             "dim_X": int(n),
             "points_per_stratum": int(points_per_stratum),
