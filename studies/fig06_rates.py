@@ -58,7 +58,9 @@ def _initial_states(net, n, rng, seed):
     dy = net.widths[-1]
     out = []
     k = 0
-    while len(out) < n:
+    for _ in range(50):  # each round keeps a fixed positive fraction of 4n draws; 50 rounds never run out in practice
+        if len(out) >= n:
+            break
         g = sample_initializations(net, "gaussian", 4 * n, scale=1.0, seed=seed, start=k)
         k += 4 * n
         W1, W2 = net.unpack(g)
@@ -69,6 +71,8 @@ def _initial_states(net, n, rng, seed):
         lam = np.linalg.eigvalsh(C0)
         ok = np.sum(lam > 1e-9, axis=-1) >= dy
         out.extend(theta[ok])
+    if len(out) < n:
+        raise RuntimeError(f"only {len(out)} of {n} initializations had >= d_y positive eigenvalues of C^0")
     return np.asarray(out[:n])
 
 
