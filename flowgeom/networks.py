@@ -223,8 +223,10 @@ class DeepLinearNetwork:
                     f"`W[{j}]` (layer {j + 1}) must have shape (..., {shp[0]}, {shp[1]}); got {Wj.shape}."
                 )
         batch = np.broadcast_shapes(*(Wj.shape[:-2] for Wj in Ws))
+        # explicit sizes (not -1) so that an empty batch, shape (0, ...), packs too
         return np.concatenate(
-            [np.broadcast_to(Wj, batch + Wj.shape[-2:]).reshape(batch + (-1,)) for Wj in Ws], axis=-1
+            [np.broadcast_to(Wj, batch + Wj.shape[-2:]).reshape(batch + (Wj.shape[-2] * Wj.shape[-1],)) for Wj in Ws],
+            axis=-1,
         )
 
     # ------------------------------------------------------------------ forward quantities
@@ -322,7 +324,7 @@ class DeepLinearNetwork:
         """The invariants :math:`C_j` flattened and concatenated, shape ``(..., sum_j d_j^2)``."""
         C = self.invariants(theta)
         batch = C[0].shape[:-2]
-        return np.concatenate([c.reshape(batch + (-1,)) for c in C], axis=-1)
+        return np.concatenate([c.reshape(batch + (c.shape[-1] * c.shape[-2],)) for c in C], axis=-1)
 
     # ------------------------------------------------------------------ sampling
     def random_params(self, rng: np.random.Generator, scale: float = 1.0, size=None) -> Params:

@@ -97,6 +97,15 @@ def test_batched_equals_loop(rng):
     np.testing.assert_allclose(Hs[1], net.hessian(Theta[0, 1]), atol=1e-13)
 
 
+def test_empty_batch(small_net):
+    """A batch of zero trajectories (an ensemble whose members all finished) evaluates to empty arrays."""
+    theta = np.zeros((0, small_net.n_params))
+    assert small_net.loss(theta).shape == (0,)
+    assert small_net.grad(theta).shape == (0, small_net.n_params)
+    assert small_net.hvp(theta, theta).shape == (0, small_net.n_params)
+    assert small_net.conserved(theta).shape[0] == 0
+
+
 def test_loss_formula_against_data(rng):
     """L = 1/2 ||T - W_{H+1}...W_1 R||^2 + c computed independently with an explicit product."""
     w = (3, 4, 2, 2)
