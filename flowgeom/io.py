@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["save_dataset", "load_dataset", "encode_attrs", "decode_attrs", "ATTR_TYPES_KEY"]
+__all__ = [
+    "save_dataset",
+    "load_dataset",
+    "to_dataset",
+    "from_dataset",
+    "encode_attrs",
+    "decode_attrs",
+    "ATTR_TYPES_KEY",
+]
 
 ATTR_TYPES_KEY = "_flowgeom_attr_types"
 """Name of the marker attribute recording how each attribute was encoded."""
@@ -319,3 +327,95 @@ def load_dataset(path: str | os.PathLike, *, format: str | None = None) -> xr.Da
             v.encoding = {}
     return _decode_dataset(ds)
 
+
+
+# ---------------------------------------------------------------------------- results <-> datasets
+# dims of each array field of flowgeom.integrate.Trajectory (N trajectories, n_save times, n params)
+_TRAJECTORY_DIMS = {
+    "ts": ("time",),
+    "ys": ("trajectory", "time", "param"),
+    "loss": ("trajectory", "time"),
+    "grad_norm": ("trajectory", "time"),
+    "y_final": ("trajectory", "param"),
+    "t_final": ("trajectory",),
+    "loss_final": ("trajectory",),
+    "grad_norm_final": ("trajectory",),
+    "status": ("trajectory",),
+    "n_steps": ("trajectory",),
+    "n_rhs": ("trajectory",),
+    "invariant_drift": ("trajectory",),
+}
+_TYPE_KEY = "flowgeom_type"
+
+
+def to_dataset(obj, attrs: dict | None = None) -> xr.Dataset:
+    r"""Convert a flowgeom result to an xarray Dataset (inverse: :func:`from_dataset`).
+
+    Supported: :class:`flowgeom.integrate.Trajectory` (dims ``trajectory``, ``time``,
+    ``param``; coordinate ``time`` = ``ts``; ``ys`` omitted when it is None; ``method``,
+    ``rtol``, ``atol``, ``backend``, ``lr`` as attrs), and an xarray Dataset (returned as is).
+
+    Parameters
+    ----------
+    obj : Trajectory or xarray.Dataset
+    attrs : dict, optional
+        Extra provenance attributes (e.g. ``problem.attrs()``, ``seed``).
+
+    Returns
+    -------
+    xarray.Dataset
+        With attr ``flowgeom_type`` naming the result type.
+
+    Raises
+    ------
+    TypeError
+        For an unsupported object.
+    """
+    from .integrate import Trajectory
+
+    if isinstance(obj, xr.Dataset):
+        return obj
+    if not isinstance(obj, Trajectory):
+        raise TypeError(f"`obj` must be a flowgeom.integrate.Trajectory or an xarray.Dataset; got {type(obj).__name__}.")
+    data = {}
+    for name, dims in _TRAJECTORY_DIMS.items():
+        if name == "ts":
+            continue
+        value = getattr(obj, name)
+        if value is not None:
+            data[name] = (dims, np.asarray(value))
+    out_attrs = {_TYPE_KEY: "Trajectory", "method": obj.method, "rtol": float(obj.rtol),
+                 "atol": float(obj.atol), "backend": obj.backend, "lr": None if obj.lr is None else float(obj.lr)}
+    out_attrs.update(attrs or {})
+    return xr.Dataset(data, coords={"time": ("time", np.asarray(obj.ts))}, attrs=out_attrs)
+
+
+def from_dataset(ds: xr.Dataset):
+    """Rebuild the result object a Dataset was made from by :func:`to_dataset`.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With attr ``flowgeom_type`` (``"Trajectory"``).
+
+    Returns
+    -------
+    Trajectory
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` carries no (or an unknown) ``flowgeom_type``.
+    """
+    from .integrate import Trajectory
+
+    kind = ds.attrs.get(_TYPE_KEY)
+    if kind != "Trajectory":
+        raise ValueError(
+            f"`ds` must carry attr {_TYPE_KEY!r} = 'Trajectory' (made by flowgeom.io.to_dataset); got {kind!r}."
+        )
+    fields = {name: (np.asarray(ds[name].values) if name in ds else None) for name in _TRAJECTORY_DIMS if name != "ts"}
+    fields["ts"] = np.asarray(ds["time"].values)
+    lr = ds.attrs.get("lr")
+    return Trajectory(method=str(ds.attrs["method"]), rtol=float(ds.attrs["rtol"]), atol=float(ds.attrs["atol"]),
+                      backend=str(ds.attrs.get("backend", "numpy")), lr=None if lr is None else float(lr), **fields)

@@ -203,3 +203,49 @@ def test_dataset_roundtrip_hypothesis(tmp_path, suffix, attrs, var_attrs, values
     )
     back = load_dataset(save_dataset(ds, tmp_path / f"h{suffix}"))
     _assert_roundtrip(ds, back)
+
+
+# ---------------------------------------------------------------------------- to_dataset / from_dataset
+def _same_trajectory(a, b):
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
+        elif isinstance(x, float) and math.isnan(x):
+            assert isinstance(y, float) and math.isnan(y), f.name
+        else:
+            assert x == y, f.name
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("kind", ["flow", "flow-no-states", "gd"])
+def test_trajectory_roundtrip(tmp_path, suffix, kind):
+    from flowgeom import DeepLinearNetwork
+    from flowgeom.integrate import SaveAt, gradient_descent, integrate
+    from flowgeom.io import from_dataset, to_dataset
+
+    net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
+    th = net.random_params(np.random.default_rng(0), scale=0.5, size=3)
+    th[2] *= 20.0  # beyond max_norm: status DIVERGED, NaN rows in ys
+    if kind == "gd":
+        tr = gradient_descent(net, th, 0.05, n_steps=50, saveat=SaveAt(n_log=5), max_norm=5.0, backend="numpy")
+    else:
+        tr = integrate(net, th, 5.0, saveat=SaveAt(n_log=6, states=kind == "flow"), max_norm=5.0,
+                       backend="numpy")
+    assert tr.status[2] == 2 and tr.status[0] != 2
+    ds = to_dataset(tr, attrs={"seed": 0, "widths": [3, 2, 2]})
+    assert ds.attrs["flowgeom_type"] == "Trajectory" and ds.sizes["trajectory"] == 3
+    _same_trajectory(tr, from_dataset(ds))
+    back = load_dataset(save_dataset(ds, tmp_path / f"t{suffix}"))
+    _same_trajectory(tr, from_dataset(back))
+
+
+def test_to_from_dataset_errors():
+    from flowgeom.io import from_dataset, to_dataset
+
+    with pytest.raises(TypeError, match="`obj` must be"):
+        to_dataset([1, 2])
+    with pytest.raises(ValueError, match="flowgeom_type"):
+        from_dataset(xr.Dataset())
