@@ -171,3 +171,24 @@ def test_bad_inputs(linear_case):
         nonlinear_atlas(m, n_samples=0)
     with pytest.raises(ValueError, match="`labels`"):
         CriticalClassClassifier(m, (), (), (), (), ())
+
+
+def test_fig08_quick_origin_inertia_agrees():
+    # the study's own claim, on its CI-sized run: tanh and linear Hessians coincide at the origin
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from studies import fig08_tanh_vs_linear as fig08
+
+    ds = fig08.compute(quick=True)
+    assert float(ds["hessian_max_diff"]) <= 1e-14
+    np.testing.assert_array_equal(ds["inertia_linear"].values, ds["inertia_tanh"].values)
+    # H = 1 canonical: the origin's eigenvalues are +-s_i, each d_1 times, and 0 (Saxe et al. 2014)
+    s, d1 = np.array(fig08.S), fig08.WIDTHS[1]
+    expected_nonzero = np.sort(np.concatenate([np.repeat(-s, d1), np.repeat(s, d1)]))
+    eig = ds["eig_tanh"].values
+    np.testing.assert_allclose(eig[np.abs(eig) > 1e-12], expected_nonzero, atol=1e-12)
+    assert ds["tanh_path"].values.size == fig08.QUICK_CONFIG["n_trajectories"]
