@@ -177,7 +177,7 @@ if HAVE_NUMBA:
                 out[o2 + i * d1 + a] = s
         return 0.5 * loss
 
-    @njit(cache=True, fastmath=_FM)
+    @njit(cache=True, fastmath=_FM, inline="always")
     def _rhs(theta, out, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M):
         """Dispatch: the H = 1 whitened specialisation or the general product chain."""
         if is_h1:
@@ -227,6 +227,35 @@ if HAVE_NUMBA:
             if not np.isfinite(x[q]):
                 return False
         return True
+
+    @njit(cache=True, fastmath=_FM, inline="always")
+    def _stage(s, h, y, K, yn):
+        """yn = y + h * sum_{r<s} A[s, r] K[r]: the input of stage s, one fused pass (unrolled per s)."""
+        n = y.shape[0]
+        if s == 1:
+            a0 = h * _A[1, 0]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q]
+        elif s == 2:
+            a0, a1 = h * _A[2, 0], h * _A[2, 1]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q] + a1 * K[1, q]
+        elif s == 3:
+            a0, a1, a2 = h * _A[3, 0], h * _A[3, 1], h * _A[3, 2]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q] + a1 * K[1, q] + a2 * K[2, q]
+        elif s == 4:
+            a0, a1, a2, a3 = h * _A[4, 0], h * _A[4, 1], h * _A[4, 2], h * _A[4, 3]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q] + a1 * K[1, q] + a2 * K[2, q] + a3 * K[3, q]
+        elif s == 5:
+            a0, a1, a2, a3, a4 = h * _A[5, 0], h * _A[5, 1], h * _A[5, 2], h * _A[5, 3], h * _A[5, 4]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q] + a1 * K[1, q] + a2 * K[2, q] + a3 * K[3, q] + a4 * K[4, q]
+        else:  # s == 6: A[6, 1] = 0
+            a0, a2, a3, a4, a5 = h * _A[6, 0], h * _A[6, 2], h * _A[6, 3], h * _A[6, 4], h * _A[6, 5]
+            for q in range(n):
+                yn[q] = y[q] + a0 * K[0, q] + a2 * K[2, q] + a3 * K[3, q] + a4 * K[4, q] + a5 * K[5, q]
 
     @njit(cache=True)
     def _fill_nan(i, js, ys, loss_s, gn_s, store):
@@ -330,25 +359,15 @@ if HAVE_NUMBA:
                     h = t1 - t
             h = min(h, t1 - t)
             for s in range(1, 7):
-                for q in range(n):
-                    yn[q] = y[q]
-                for r in range(s):
-                    a = h * _A[s, r]
-                    if a != 0.0:
-                        for q in range(n):
-                            yn[q] += a * K[r, q]
+                _stage(s, h, y, K, yn)
                 _rhs(yn, K[s], is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
             n_rhs += 6
             attempts += 1
             finite = _allfinite(yn) and _allfinite(K[6])
             if adaptive:
-                for q in range(n):
-                    err[q] = 0.0
-                for r in range(7):
-                    a = h * _E[r]
-                    if a != 0.0:
-                        for q in range(n):
-                            err[q] += a * K[r, q]
+                e0, e2, e3, e4, e5, e6 = h * _E[0], h * _E[2], h * _E[3], h * _E[4], h * _E[5], h * _E[6]
+                for q in range(n):  # E[1] = 0
+                    err[q] = e0 * K[0, q] + e2 * K[2, q] + e3 * K[3, q] + e4 * K[4, q] + e5 * K[5, q] + e6 * K[6, q]
                 en = _rms_scaled(err, y, yn, rtol, atol)
                 accept = finite and en <= 1.0
             else:
