@@ -365,6 +365,11 @@ def negative_eigenvalues(
     :math:`O(k)` HVPs per iteration and never forms the Hessian. Enough for the stable codimension
     when the critical manifold is known to be Morse–Bott, and for the strict-saddle test.
 
+    Convergence is slow when the negative eigenvalues are small compared with
+    :math:`\|\nabla^2 L\|_2` and lie next to a large zero cluster (e.g. the top strata of wide
+    deep linear networks, where :math:`|\lambda_-| \sim |s_k - s_i|`); there the assembled-Hessian
+    ``"ldl"`` path of :func:`hessian_inertia` is faster.
+
     Returns
     -------
     n_negative : int
