@@ -22,7 +22,10 @@ with :math:`r_1 = \min(d_1, d_x)`, :math:`r_2 = \min(d_1, d_y)` (ranks of :math:
 .. math:: \frac{dF}{dt} \le c_1 F - c_2 F^2, \qquad c_1 = 2\tau\rho + 2\sigma^2\|C^0\|_2, \qquad
           c_2 = \frac{2\sigma^2}{r_1 + r_2},
 
-since C is conserved (Lemma 1). Hence :math:`F(t) \le F_{\max} = \max(F(0), c_1/c_2)` for all
+since C is conserved (Lemma 1). (The paper's display bounds the C terms by
+:math:`\lambda_{\max}(C^0)\,F`; that step fails when :math:`-\lambda_{\min}(C^0) > \lambda_{\max}(C^0)`,
+e.g. for a negative definite :math:`C^0`; the spectral norm :math:`\|C^0\|_2` is what the two trace
+bounds give. Boundedness, the conclusion, is unaffected.) Hence :math:`F(t) \le F_{\max} = \max(F(0), c_1/c_2)` for all
 :math:`t \ge 0`. For the paper's canonical form (:math:`R = I`, :math:`T = \Sigma`):
 :math:`c_1 = 2 s_{\max} + 2\|C^0\|_2`, :math:`c_2 = 2/(r_1 + r_2)`,
 :math:`c_1/c_2 = (r_1+r_2)(s_{\max} + \|C^0\|_2)`. The bound is attained by the scalar network on

@@ -498,6 +498,30 @@ def test_flow_norm_bound_holds(rng, whitened):
     np.testing.assert_allclose(F[:, 0], b.F0)
 
 
+def test_paper_prop1_inequality_needs_spectral_norm_of_C():
+    """The proof of Proposition 1 bounds dF/dt with lambda_max(C0) (F + ...); that step fails when C0 is
+    negative definite. With ||C0||_2 = max(lambda_max, -lambda_min) it holds (as used by flow_norm_bound).
+    dF/dt is computed two ways: the closed form 4<P, Sigma> - 4||P||^2 and a finite difference along a tight flow.
+    """
+    net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
+    W1 = np.array([[1.5, 0.0, 0.2], [0.1, 1.2, 0.0]])
+    W2 = 1e-2 * np.array([[1.0, 0.5], [0.3, -0.7]])
+    P = W2 @ W1
+    a, b = np.sum(W1**2), np.sum(W2**2)
+    ev = np.linalg.eigvalsh(W2.T @ W2 - W1 @ W1.T)
+    assert ev.max() < 0  # C0 negative definite
+    dF = 4 * np.sum(P * net.target) - 4 * np.sum(P * P)
+    dt = 1e-5
+    tr = integrate(net, net.pack([W1, W2]), dt, rtol=1e-12, atol=1e-15, saveat=SaveAt(ts=[0.0, dt / 2, dt]),
+                   grad_tol=0.0)
+    F = np.sum(tr.ys[0] ** 2, axis=-1)
+    fd = 2 * (F[1] - F[0]) / (dt / 2) - (F[2] - F[0]) / dt  # Richardson: O(dt^2)
+    assert abs(fd - dF) < 1e-5 * abs(dF)
+    common = 4 * np.sum(P * net.target) - (a**2 + b**2) / 2 - 2 * np.sum(P * P)  # d_1 = 2
+    assert dF > common + ev.max() * (a + b)  # the paper's line, with lambda_max(C0): violated
+    assert dF <= common + max(ev.max(), -ev.min()) * (a + b)  # with ||C0||_2: holds
+
+
 def test_flow_norm_bound_is_tight_for_scalar_balanced():
     s = 2.0
     net = DeepLinearNetwork.canonical((1, 1, 1), [s])
