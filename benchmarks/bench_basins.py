@@ -8,7 +8,10 @@ Problem: widths (4, 3, 2), singular values (2, 1) (H = 1, whitened), Gaussian in
 
 "1 worker" runs the chunks in this process (``n_workers=1``: no inter-process traffic);
 "2 workers" runs them on a local process pool (``n_workers=2``). Both give the identical
-Dataset, which is checked. A short warm-up run first compiles the numba kernels (when numba
+Dataset, which is checked. The compiled (numba) integrator also runs threads inside a process
+(FLOWGEOM_NUM_THREADS, default all cores), so the process scaling is measured with
+FLOWGEOM_NUM_THREADS=1 (one thread per worker process), and the default in-process run (threads
+on all cores) is timed beside it. A short warm-up run first compiles the numba kernels (when numba
 is installed), so compile time is not counted. The machine's load average is printed beside
 the numbers: on a shared machine it bounds what the scaling can show.
 """
@@ -57,15 +60,21 @@ def main(argv=None) -> int:
     print(f"flowgeom basins benchmark: widths (4, 3, 2), s = {s}, N = {n}, chunk_size = {args.chunk_size}, "
           f"backend = {args.backend}, cores = {os.cpu_count()}")
     results = {}
-    for w in (1, 2):
+    user_threads = os.environ.get("FLOWGEOM_NUM_THREADS")
+    for label, w, threads in (("1 process, 1 thread ", 1, "1"), ("2 processes, 1 thread", 2, "1"),
+                              ("1 process, default threads", 1, user_threads)):
+        if threads is None:
+            os.environ.pop("FLOWGEOM_NUM_THREADS", None)
+        else:
+            os.environ["FLOWGEOM_NUM_THREADS"] = threads
         load = os.getloadavg()[0]
         ds, dt, cpu = run(n, w, problem, args.chunk_size, args.seed, args.backend)
-        results[w] = (ds, dt)
-        print(f"  {w} worker{'s' if w > 1 else ' '}: {dt:8.2f} s wall  {n / dt:8.0f} samples/s   "
+        results[label] = (ds, dt)
+        print(f"  {label:28s}: {dt:8.2f} s wall  {n / dt:8.0f} samples/s   "
               f"{cpu:8.2f} s CPU  {n / cpu:8.0f} samples/CPU-s   (load average before: {load:.2f})")
-    ds1, t1 = results[1]
-    ds2, t2 = results[2]
-    print(f"  speed-up 1 -> 2 workers: {t1 / t2:.2f}x;  identical Datasets: {ds1.identical(ds2)}")
+    (ds1, t1), (ds2, t2), (ds3, _) = results.values()
+    print(f"  speed-up 1 -> 2 worker processes: {t1 / t2:.2f}x;  identical Datasets: "
+          f"{ds1.identical(ds2) and ds1.identical(ds3)}")
     print("  fractions: " + ", ".join(
         f"{lab} {f:.4g} [{lo:.3g}, {hi:.3g}]"
         for lab, f, lo, hi in zip(ds1.label.values, ds1.fraction.values, ds1.fraction_low.values,

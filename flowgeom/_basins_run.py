@@ -237,11 +237,23 @@ def _executor_kind(scheduler):
     raise TypeError(f"`scheduler` must be a str, None or a distributed.Client; got {type(scheduler).__name__}.")
 
 
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init(threads: int) -> None:
+    if not os.environ.get("FLOWGEOM_NUM_THREADS", "").strip():
+        os.environ["FLOWGEOM_NUM_THREADS"] = str(threads)
+
+
 def _execute(job, tasks, scheduler, n_workers, handle):
     """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order)."""
     kind = _executor_kind(scheduler)
     if kind == "processes":
-        workers = n_workers or os.cpu_count() or 1
+        workers = n_workers or _usable_cpus()
         if workers <= 1 or len(tasks) <= 1:
             kind = "serial"
     if kind == "serial":
@@ -251,7 +263,10 @@ def _execute(job, tasks, scheduler, n_workers, handle):
     if kind == "processes":
         window = 2 * workers
         it = iter(tasks)
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        # the compiled integrator runs FLOWGEOM_NUM_THREADS threads per process (default: all
+        # cores); split the cores between the workers instead of oversubscribing them
+        threads = max(1, _usable_cpus() // workers)
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(threads,)) as ex:
             pending = set()
             try:
                 for task in it:
