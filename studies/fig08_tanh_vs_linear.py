@@ -53,9 +53,9 @@ SEED = 8
 WIDTHS = (5, 4, 3)
 S = (3.0, 2.0, 1.0)
 CONFIG = dict(seed=SEED, widths=list(WIDTHS), s=list(S), n_trajectories=40, n_starts=48, init_scale=1e-3,
-              t1=100.0, n_save=300)
-QUICK_CONFIG = dict(seed=SEED, widths=list(WIDTHS), s=list(S), n_trajectories=3, n_starts=8, init_scale=1e-3,
-                    t1=40.0, n_save=80)
+              t1=100.0, n_save=300, measure_dimension=True, max_iter=200)
+QUICK_CONFIG = dict(seed=SEED, widths=list(WIDTHS), s=list(S), n_trajectories=3, n_starts=4, init_scale=1e-3,
+                    t1=40.0, n_save=80, measure_dimension=False, max_iter=40)
 
 
 def _tables(prefix: str, ds: xr.Dataset) -> dict:
@@ -82,7 +82,8 @@ def compute(*, quick: bool = False) -> xr.Dataset:
     in_lin = hessian_inertia(lin, zero, method="dense", hessian=H_lin)
     in_tanh = hessian_inertia(tanh, zero, method="dense", hessian=H_tanh)
     # tanh: critical classes and the transitions of small initializations
-    search = search_for_atlas(tanh, n_starts=cfg["n_starts"], seed=cfg["seed"], small_scale=cfg["init_scale"])
+    search = search_for_atlas(tanh, n_starts=cfg["n_starts"], seed=cfg["seed"], small_scale=cfg["init_scale"],
+                              measure_dimension=cfg["measure_dimension"], max_iter=cfg["max_iter"])
     strata = nonlinear_strata_dataset(tanh, search, seed=cfg["seed"])
     ident = CriticalClassIdentifier(CriticalClassClassifier.from_strata(tanh, strata, search=search))
     tr_tanh = nonlinear_transitions(tanh, ident, cfg["n_trajectories"], init_scale=cfg["init_scale"],
