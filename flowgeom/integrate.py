@@ -130,7 +130,8 @@ def _resolve_backend(backend: str, model, method: str) -> str:
         raise ValueError(f"`backend` must be 'auto', 'numpy' or 'numba'; got {backend!r}.")
     from .networks import DeepLinearNetwork
 
-    supported = isinstance(model, DeepLinearNetwork) and method in ("dopri5", "gd")
+    # exact type: a subclass may override loss/grad, which the compiled kernel would ignore
+    supported = type(model) is DeepLinearNetwork and method in ("dopri5", "gd")
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
