@@ -43,6 +43,10 @@ SIZES = [(4, 3, 2), (16, 12, 8)]
 REGIMES = [("standard", lambda w: 1 / np.sqrt(w[1]), 50.0), ("small init", lambda w: 1e-4, 60.0)]
 # Reference figures from issue 3 (traj/s), NOT measured by this script.
 DIFFRAX_REF = {(4, 3, 2): 1700.0, (16, 12, 8): 120.0}
+# scipy one-at-a-time on the same machine class, from issue 3: 50-70 traj/s. The low end is used
+# to turn "3x diffrax" into a ratio over scipy measured side by side in this run (a shared,
+# loaded machine slows every column alike): target ratio = 3 * diffrax_ref / 50.
+SCIPY_REF_LOW = 50.0
 TARGET_FACTOR = 3.0
 
 
@@ -165,7 +169,7 @@ def main(argv=None):
 
     hdr = ("| widths | regime | flowgeom numba | numba traj/CPU-s | numba, default saves | flowgeom numpy "
            "| scipy (1 at a time) | scipy traj/CPU-s | diffrax ref* | numba / scipy (wall, CPU) | numba / diffrax* "
-           "| target 3x diffrax | max abs dL_final vs tight | steps | grad evals | FLOP limit | % of FLOP limit |")
+           "| target 3x diffrax: wall / side-by-side ratio** | max abs dL_final vs tight | steps | grad evals | FLOP limit | % of FLOP limit |")
     print("\n" + hdr)
     print("|" + "|".join(["---"] * (hdr.count("|") - 1)) + "|")
     ok_all = True
@@ -175,15 +179,22 @@ def main(argv=None):
         dref = DIFFRAX_REF[w]
         best = r.get("numba", r["numpy"])
         best_cpu = r.get("numba_cpu", r["numpy_cpu"])
-        ok = best >= TARGET_FACTOR * dref and r["err"] <= 1e-8
-        ok_all &= ok
+        accurate = r["err"] <= 1e-8
+        ok_wall = best >= TARGET_FACTOR * dref and accurate
+        need_ratio = TARGET_FACTOR * dref / SCIPY_REF_LOW
+        ok_ratio = best / r["scipy"] >= need_ratio and accurate
+        ok_all &= ok_ratio
         print(f"| {w} | {r['regime']} | {r.get('numba', nan):,.0f} | {r.get('numba_cpu', nan):,.0f} "
               f"| {r.get('numba_default', nan):,.0f} | {r['numpy']:,.0f} | {r['scipy']:,.1f} | {r['scipy_cpu']:,.1f} "
               f"| {dref:,.0f} | {best / r['scipy']:,.0f}x, {best_cpu / r['scipy_cpu']:,.0f}x "
-              f"| {best / dref:.1f}x | {'met' if ok else 'NOT met'} | {r['err']:.1e} (numpy {r['err_numpy']:.1e}) "
+              f"| {best / dref:.1f}x | {'met' if ok_wall else 'not met'} / {'met' if ok_ratio else 'NOT met'} "
+              f"(>= {need_ratio:.0f}x scipy) | {r['err']:.1e} (numpy {r['err_numpy']:.1e}) "
               f"| {r['steps']:.0f} | {r['rhs']:.0f} | {r['flop_limit']:,.0f} | {100 * r['frac_peak']:.1f}% |")
     print("\ntraj/s throughout. * diffrax: reference figure from issue 3 (JAX vmap+jit, Tsit5, this machine class); "
           "NOT measured here (jax not installed).")
+    print(f"** wall: flowgeom wall-clock traj/s >= {TARGET_FACTOR:g} x the diffrax reference (needs an unloaded "
+          f"machine); side-by-side ratio: flowgeom / scipy measured in this run >= {TARGET_FACTOR:g} x diffrax_ref / "
+          f"{SCIPY_REF_LOW:g} (the issue's scipy figure, low end); both also need max |dL_final| <= 1e-8.")
     print("traj/CPU-s = trajectories per second of process CPU time (all threads): insensitive to other "
           "processes sharing the machine; wall-clock traj/s are not.")
     print("flowgeom columns: final state only (SaveAt(ts=[0, t1], states=False)); 'default saves' = t0 + 200 "
@@ -192,7 +203,7 @@ def main(argv=None):
           "trajectory); '% of FLOP limit' uses the faster flowgeom backend.")
     for r in rows:
         print(f"  statuses {r['widths']} {r['regime']}: {r['status']}")
-    print(f"\noverall: {'target met' if ok_all else 'target NOT met'} in this run "
+    print(f"\noverall (side-by-side ratio criterion): {'target met' if ok_all else 'target NOT met'} in this run "
           f"(load average now {os.getloadavg()[0]:.2f}; the machine may be shared)")
     return 0
 
