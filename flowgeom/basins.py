@@ -17,7 +17,8 @@ A trajectory is only ever classified from a state where the gradient has converg
 trajectory slowed down near a saddle (a plateau) is *not* at a minimum, so unconverged
 trajectories are re-launched from where they stopped with a doubled horizon
 (:math:`t_1, 2t_1, 4t_1, \dots` up to ``t_max``) and labelled -1 if they still have not
-converged. A converged state is assigned to the stratum whose end-to-end product it matches
+converged. Trajectories whose gradient has stalled at the adaptive solver's resolution are
+finished by a short gradient-descent end game (``polish_steps``). A converged state is assigned to the stratum whose end-to-end product it matches
 (:func:`flowgeom.critical.classify_point`, in canonical coordinates) *and* whose critical value
 its loss matches to within a fraction of the gap between critical values.
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -393,6 +395,27 @@ def sample_basins(
     ------
     ValueError, TypeError
         Bad arguments (named in the message); a store written by a different run.
+
+    Notes
+    -----
+    Explicit adaptive solvers resolve the state only to about ``atol + rtol * |theta|``; near
+    a stable limit the gradient norm therefore stalls around :math:`\lambda_{\max}` times that
+    (about 1e-5 for the defaults on small deep linear problems) instead of reaching
+    ``grad_tol``. Trajectories that stall there are finished by gradient descent (see
+    ``polish_steps``; flagged by the ``polished`` variable). A run with the same store, seed
+    and parameters is bit-identical however it is chunked or scheduled, provided every worker
+    uses the same integrator backend.
+
+    Examples
+    --------
+    >>> from flowgeom import Problem
+    >>> from flowgeom.basins import sample_basins
+    >>> pb = Problem.from_spectrum([2.0, 1.0], (3, 2, 2))
+    >>> ds = sample_basins(pb, 8, seed=0, init_scale=0.5, scheduler="synchronous", progress=False)
+    >>> ds.label.values.tolist()
+    ['{}', '{1}', '{0}', '{0,1}']
+    >>> ds.fraction.values.tolist()
+    [0.0, 0.0, 0.0, 1.0]
     """
     from .problem import Problem
 
@@ -542,7 +565,32 @@ def sample_basins(
     if pos != n:  # pragma: no cover - guarded by _missing_ranges
         raise RuntimeError(f"internal error: assembled {pos} of {n} samples.")
     arr = {k: np.concatenate(v) for k, v in cols.items()}
+    _warn_non_strict(arr["limit"], classifier, grad_tol)
     return _build_dataset(arr, classifier, attrs, ci_level, ci_method)
+
+
+def _warn_non_strict(limit, classifier, grad_tol):
+    """Warn when samples 'converged' to a non-strict saddle, where the gradient test is weakest.
+
+    Near a degenerate saddle (e.g. the origin for H >= 2, where ||grad L|| ~ s |W|^H) the
+    gradient falls below ``grad_tol`` within distance ~ (grad_tol / s)^(1/H) although the flow
+    would leave after a time ~ 1 / (s |W|^(H-1)): no finite horizon tells the two apart.
+    """
+    kinds = getattr(classifier, "kinds", None)
+    if kinds is None:
+        return
+    bad = [k for k, kind in enumerate(kinds) if kind == "non_strict_saddle"]
+    hits = {str(classifier.labels[k]): int(np.sum(limit == k)) for k in bad}
+    hits = {k: v for k, v in hits.items() if v}
+    if hits:
+        warnings.warn(
+            f"{sum(hits.values())} sample(s) reached grad_tol = {grad_tol:g} at non-strict saddle strata "
+            f"{hits}: near a degenerate saddle the gradient is tiny well before the flow escapes (escape "
+            "time ~ 1/(s |W|^(H-1))), so these may be plateaus, not limits. Lower `grad_tol` or raise "
+            "`init_scale` to check.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _strip_array(ini: Initializer) -> Initializer:

@@ -537,3 +537,11 @@ def test_unwhitened_data_and_deeper_network(capsys):
     conv = dd.limit.values >= 0
     np.testing.assert_allclose(dd.final_loss.values[conv], dd.critical_value.values[dd.limit.values[conv]],
                                atol=1e-10)
+
+
+def test_degenerate_saddle_convergence_is_flagged():
+    """H = 2: ||grad L|| ~ s |W|^2 at the origin, so a 1e-6 init meets grad_tol at t = 0 (a plateau)."""
+    deep = Problem.from_spectrum([2.0, 1.0], (3, 2, 2, 2))
+    with pytest.warns(UserWarning, match=r"non-strict saddle strata \{'\{\}': 4\}"):
+        ds = sample_basins(deep, 4, seed=24, init_scale=1e-6, scheduler="synchronous", **FAST)
+    assert np.all(ds.label.values[ds.limit.values] == "{}") and np.all(ds.t_final.values == 0.0)
