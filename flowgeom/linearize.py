@@ -66,8 +66,11 @@ refined to :math:`\\|\\nabla L\\| \\ll 10^{-8}` first."""
 GAP_MIN = 1e3
 """A count is *decided* when the smallest non-zero :math:`|\\lambda|` exceeds the largest zero :math:`|\\lambda|` by this factor."""
 
-DENSE_MAX = 3000
-"""``method="auto"`` uses ``"dense"`` up to this many parameters, ``"ldl"`` above (while the Hessian fits in memory)."""
+DENSE_MAX = 6000
+"""``method="auto"`` uses ``"dense"`` up to this many parameters, ``"ldl"`` above (while the Hessian fits in memory).
+``eigvalsh`` was measured faster than the four shifted Bunch–Kaufman factorizations of the certified
+``"ldl"`` count at n = 4608 on 2 cores (``benchmarks/bench_inertia.py``): LAPACK's ``sytrf`` parallelizes
+less well than the tridiagonal reduction, although both cost O(n^3)."""
 
 LDL_MAX_BYTES = 8 * 2**30
 """``method="auto"`` switches to ``"lanczos"`` when two dense copies of the Hessian would exceed this."""
