@@ -170,3 +170,13 @@ def test_violations_can_be_accepted_with_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(net.loss(np.ones(net.n_params)))
+
+
+def test_import_does_not_load_heavy_optional_modules():
+    """`import flowgeom` must not load matplotlib (only flowgeom.plot may) nor the optional JAX."""
+    import subprocess
+    import sys
+
+    code = "import sys, flowgeom; print(sorted(m for m in ('matplotlib', 'jax') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
