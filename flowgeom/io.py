@@ -235,9 +235,11 @@ def _decode_dataset(ds: xr.Dataset) -> xr.Dataset:
         if dtype is not None:
             values = np.asarray(var.values)
             if dtype == "object":
-                conv = np.empty(values.shape, dtype=object)
-                conv[...] = [str(x) for x in values.ravel()] if values.size else []
-                conv = conv.reshape(values.shape)
+                # fill a flat object array, then reshape: assigning a list to an n-d object
+                # array would broadcast it against the first axis only
+                flat = np.empty(values.size, dtype=object)
+                flat[:] = [str(x) for x in values.ravel()]
+                conv = flat.reshape(values.shape)
             else:
                 conv = values.astype(np.dtype(dtype))
             if name in ds.indexes:

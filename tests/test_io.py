@@ -249,3 +249,12 @@ def test_to_from_dataset_errors():
         to_dataset([1, 2])
     with pytest.raises(ValueError, match="flowgeom_type"):
         from_dataset(xr.Dataset())
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_two_dimensional_object_strings_roundtrip(tmp_path, suffix):
+    """Regression: 2-D object-dtype string variables failed to reload (found by the studies)."""
+    a = np.array([["a", "bb"], ["c", ""]], dtype=object)
+    ds = xr.Dataset({"s": (("x", "y"), a)})
+    back = load_dataset(save_dataset(ds, tmp_path / f"d{suffix}"))
+    assert back.identical(ds)
