@@ -5,15 +5,8 @@ is not imported here: ``import flowgeom`` never loads matplotlib.
 """
 
 from ._version import __version__
-from .basins import (
-    Classifier,
-    CriticalValueClassifier,
-    StratumClassifier,
-    basin_fractions,
-    clopper_pearson_interval,
-    sample_basins,
-    wilson_interval,
-)
+from .basins import basin_fractions, clopper_pearson_interval, sample_basins, wilson_interval
+from .classifiers import Classifier, CriticalValueClassifier, StratumClassifier
 from .claims import Claim, claims_dataset, claims_markdown, verify_claims
 from .critical import (
     Stratum,

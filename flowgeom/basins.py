@@ -78,14 +78,6 @@ from .classifiers import (
 from .samplers import Initializer, _check_seed, make_initializer
 
 __all__ = [
-    "LIMIT_UNCONVERGED",
-    "LIMIT_DIVERGED",
-    "LIMIT_UNCLASSIFIED",
-    "LIMIT_CODES",
-    "Classifier",
-    "StratumClassifier",
-    "CriticalValueClassifier",
-    "default_classifier",
     "BasinFractions",
     "basin_fractions",
     "wilson_interval",
@@ -463,7 +455,7 @@ def sample_basins(
         classifier = default_classifier(model, problem)
     elif not isinstance(classifier, Classifier):
         raise TypeError(
-            f"`classifier` must implement flowgeom.basins.Classifier (labels, ranks, critical_values, "
+            f"`classifier` must implement flowgeom.classifiers.Classifier (labels, ranks, critical_values, "
             f"classify); got {type(classifier).__name__}."
         )
     ini = make_initializer(init, model, scale=init_scale, problem=problem, **(init_params or {}))

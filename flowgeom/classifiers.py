@@ -206,12 +206,9 @@ class StratumClassifier:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape[0] == 0:
             return np.zeros(0, dtype=np.int64)
-        W = self.network.unpack(theta)
+        P = self.network.end_to_end(theta)
         if self.coordinates == "original":
-            W = self.problem.to_canonical(W)
-        P = W[0]
-        for Wj in W[1:]:
-            P = Wj @ P
+            P = self.problem.canonical_end_to_end(P)
         idx = np.asarray(classify_point(self.problem, P, self.strata, atol=self.atol), dtype=np.int64).reshape(-1)
         cv = np.asarray(self.critical_values)[np.maximum(idx, 0)]
         ok = (idx >= 0) & (np.abs(np.asarray(loss) - self.loss_offset - cv) <= self.value_atol)
@@ -259,6 +256,6 @@ def default_classifier(model, problem=None) -> Classifier:
         if pb is not None:
             return StratumClassifier(pb, model, "original", loss_offset=model.offset)
     raise ValueError(
-        f"no atlas for a {type(model).__name__}: pass `classifier=` (a flowgeom.basins.Classifier, e.g. "
+        f"no atlas for a {type(model).__name__}: pass `classifier=` (a flowgeom.classifiers.Classifier, e.g. "
         "CriticalValueClassifier(values=[...]) for known critical values)."
     )

@@ -63,7 +63,7 @@ import numpy as np
 
 from ._types import FloatArray, Params
 from ._version import __version__
-from .basins import LIMIT_UNCLASSIFIED
+from .classifiers import LIMIT_UNCLASSIFIED
 from .linearize import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
 from .mlp import MLP
 from .models import Model, check_params
@@ -424,13 +424,13 @@ def _dist_fn(model):
 
 @dataclass(frozen=True, eq=False)
 class CriticalClassClassifier:
-    r"""Classify converged states of a model by the critical classes of its atlas (a :class:`flowgeom.basins.Classifier`).
+    r"""Classify converged states of a model by the critical classes of its atlas (a :class:`flowgeom.classifiers.Classifier`).
 
     A converged final state :math:`\theta` (:math:`\|\nabla L\| \le` grad_tol) with loss
     :math:`L(\theta)` is matched to the classes k with
     :math:`|L(\theta) - L_k| \le \mathrm{value\_rtol}\,(1 + |L_k|)`; of several, the one with a
     member nearest to :math:`\theta` up to symmetry (``model.orbit_distance``, else Euclidean)
-    wins; with none, :data:`flowgeom.basins.LIMIT_UNCLASSIFIED` (-3): a critical point the search
+    wins; with none, :data:`flowgeom.classifiers.LIMIT_UNCLASSIFIED` (-3): a critical point the search
     did not find. (Unconverged -1 and diverged -2 are assigned by :func:`~flowgeom.basins.sample_basins`.)
 
     Build it with :meth:`from_strata` (from a ``strata`` Dataset of :func:`nonlinear_strata_dataset`)

@@ -382,6 +382,24 @@ class Problem:
         out[-1] = self.U_Y @ out[-1]
         return out
 
+    def canonical_end_to_end(self, P):
+        r"""Map an end-to-end product from original to canonical coordinates: :math:`\bar P = U_Y^T P K`.
+
+        Parameters
+        ----------
+        P : ndarray, shape (..., d_y, d_x)
+            :math:`W_{H+1}\cdots W_1` in original coordinates.
+
+        Returns
+        -------
+        ndarray, shape (..., d_y, d_x)
+            :math:`\bar W_{H+1}\cdots\bar W_1`, to be compared with :math:`\Sigma_S` of the strata.
+        """
+        P = np.asarray(P, dtype=np.float64)
+        if P.shape[-2:] != (self.d_y, self.d_x):
+            raise ValueError(f"`P` must have shape (..., {self.d_y}, {self.d_x}); got {P.shape}.")
+        return self.U_Y.T @ P @ self.K
+
     def _check_weights(self, W, name="W"):
         if len(W) != len(self.widths) - 1:
             raise ValueError(

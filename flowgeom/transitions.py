@@ -399,12 +399,9 @@ class AtlasIdentifier:
         from .critical import classify_point
 
         theta = np.asarray(theta, dtype=np.float64)
-        W = self.network.unpack(theta)
+        P = self.network.end_to_end(theta)
         if self.coordinates == "original":
-            W = self.problem.to_canonical(W)
-        P = W[0]
-        for Wj in W[1:]:
-            P = Wj @ P
+            P = self.problem.canonical_end_to_end(P)
         idx = int(classify_point(self.problem, P, self.strata, atol=self.atol))
         if idx < 0:
             return None

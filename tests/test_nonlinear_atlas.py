@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from flowgeom import Problem
-from flowgeom.basins import LIMIT_UNCLASSIFIED
+from flowgeom.classifiers import LIMIT_UNCLASSIFIED
 from flowgeom.critical.atlas import build_strata_dataset, strata_table
 from flowgeom.linearize import hessian_inertia
 from flowgeom.nonlinear_atlas import (

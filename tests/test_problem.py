@@ -180,3 +180,15 @@ def test_import_does_not_load_heavy_optional_modules():
     code = "import sys, flowgeom; print(sorted(m for m in ('matplotlib', 'jax') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_canonical_end_to_end_matches_mapped_weights(rng):
+    X, Y = _data(rng)
+    prob = Problem.from_data(X, Y, (5, 4, 4, 3))
+    net = prob.network("original")
+    theta = rng.standard_normal(net.n_params)
+    Wbar = prob.to_canonical(net.unpack(theta))
+    expected = Wbar[2] @ Wbar[1] @ Wbar[0]
+    np.testing.assert_allclose(prob.canonical_end_to_end(net.end_to_end(theta)), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="`P` must have shape"):
+        prob.canonical_end_to_end(np.zeros((5, 3)))
