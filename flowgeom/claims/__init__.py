@@ -1,0 +1,121 @@
+r"""The paper audit: each claim of Liao, Chitour & Couillet measured, with a verdict.
+
+Every verdict is computed from measurements made when :func:`verify_claims` runs; no
+verdict is written in advance. A claim gets one of
+
+- ``holds``: every measurement agrees with the statement;
+- ``holds, bound loose``: a stated bound holds but is not attained (the slack is reported);
+- ``holds with correction``: the statement is right after a correction that the measurement
+  pins down (for example a factor or an index), stated in the row;
+- ``contradicted``: a measurement contradicts the statement; the counterexample is given.
+
+Each check uses two independent methods where the question allows (for example the
+linearization at sampled critical points *and* trajectories of the flow), and reports the
+problems it ran on. :func:`claims_markdown` renders the table written to ``claims.md``,
+:func:`claims_dataset` the same as an xarray Dataset (``claims.nc``).
+
+References
+----------
+Z. Liao, Y. Chitour, R. Couillet, "Almost global convergence to global minima for gradient
+descent in deep linear networks" (the paper in ``shared/paper``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ._base import VERDICTS, Claim, _Context
+from ._critical import check_lemma2, check_lemma3, check_lemma4, check_prop2_ii_iii
+from ._flows import (
+    check_change_of_variables,
+    check_codimension_two,
+    check_lemma1,
+    check_prop1,
+    check_prop2_i,
+    check_remark1,
+    check_theorem1,
+)
+
+__all__ = ["Claim", "VERDICTS", "verify_claims", "claims_markdown", "claims_dataset"]
+
+# ---------------------------------------------------------------------------- registry
+_CHECKS = [
+    check_change_of_variables,
+    check_lemma1,
+    check_prop1,
+    check_prop2_i,
+    check_theorem1,
+    check_remark1,
+    check_lemma2,
+    check_prop2_ii_iii,
+    check_lemma3,
+    check_lemma4,
+    check_codimension_two,
+]
+
+
+def verify_claims(*, quick: bool = False, seed: int = 0, progress: bool = False) -> list[Claim]:
+    """Measure every claim of the paper and return one :class:`Claim` per row.
+
+    Parameters
+    ----------
+    quick : bool, default False
+        Smaller ensembles and problems (seconds instead of about a minute); verdicts are the
+        same measurements at lower sample sizes.
+    seed : int, default 0
+        Root seed of every random draw.
+    progress : bool, default False
+        Print each claim's key as it is measured.
+
+    Returns
+    -------
+    list of Claim
+    """
+    ctx = _Context(quick=quick, seed=int(seed))
+    claims = []
+    for check in _CHECKS:
+        if progress:
+            print(f"  measuring {check.__name__.removeprefix('check_')} ...", flush=True)
+        result = check(ctx)
+        claims.extend(result if isinstance(result, list) else [result])
+    return claims
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    """The claims table as Markdown (the content of ``claims.md``)."""
+    lines = [
+        "# Claims of the paper, as measured by flowgeom",
+        "",
+        f"flowgeom {__version__}. Every verdict below comes from measurements made when this file was written.",
+        "",
+        "| claim | statement | measured | problems | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for c in claims:
+        cells = [c.source, c.statement, c.measured, c.problems, f"**{c.verdict}**"]
+        lines.append("| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def claims_dataset(claims: list[Claim], *, seed: int = 0, quick: bool = False) -> xr.Dataset:
+    """The claims as a Dataset with dimension ``claim`` (strings per claim, numbers flattened to attrs-free vars)."""
+    keys = [c.key for c in claims]
+    ds = xr.Dataset(
+        {
+            "source": ("claim", [c.source for c in claims]),
+            "statement": ("claim", [c.statement for c in claims]),
+            "measured": ("claim", [c.measured for c in claims]),
+            "problems": ("claim", [c.problems for c in claims]),
+            "verdict": ("claim", [c.verdict for c in claims]),
+        },
+        coords={"claim": keys},
+        attrs={"flowgeom_version": __version__, "seed": int(seed), "quick": bool(quick)},
+    )
+    names = sorted({f"{c.key}__{k}" for c in claims for k in c.numbers})
+    for name in names:
+        key, k = name.split("__", 1)
+        vals = [float(c.numbers[k]) if (c.key == key and k in c.numbers) else np.nan for c in claims]
+        ds[name] = ("claim", np.array(vals, dtype=np.float64))
+    return ds
