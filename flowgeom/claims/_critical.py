@@ -38,8 +38,8 @@ def _survey(ctx: _Context, widths, s) -> list[_Found]:
     critical set from a cloud of refined neighbours, Hessian inertia) and matched to a stratum by
     its end-to-end product. Cached per problem.
     """
-    from .critical.refine import local_dimension, refine
-    from .linearize import linearize
+    from ..critical.refine import local_dimension, refine
+    from ..linearize import linearize
 
     key = (tuple(widths), tuple(s))
     if key in ctx.cache:

@@ -144,7 +144,7 @@ def check_prop1(ctx: _Context) -> Claim:
     bound :math:`F_{\max}` (H = 1), and at the end the gradient norm and the distance of the
     loss to the nearest critical value (H = 1, 2).
     """
-    from .integrate import flow_norm_bound
+    from ..integrate import flow_norm_bound
 
     rng = ctx.rng(2)
     N = ctx.n(48, 8)
