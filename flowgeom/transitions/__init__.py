@@ -1,0 +1,77 @@
+r"""Saddle-to-saddle transitions: the heteroclinic graph seen in simulated trajectories.
+
+Let :math:`\theta(t)` solve the gradient flow :math:`\dot\theta = -\nabla L(\theta)` from a small
+initialization. For a deep linear network it lingers near a sequence of saddles -- long
+plateaus of the loss at critical values -- before it reaches a minimum (Saxe, McClelland and
+Ganguli 2014; Jacot et al. 2021). This package
+
+1. detects the *visits* along saved trajectories (:func:`detect_visits`, in
+   :mod:`~flowgeom.transitions.detect`): time intervals :math:`[t_{enter}, t_{exit}]` during
+   which the state is near a critical point;
+2. identifies the visited stratum (:mod:`~flowgeom.transitions.identify`:
+   :class:`AtlasIdentifier` for linear networks, against the closed-form atlas of
+   :mod:`flowgeom.critical`; :class:`RefineIdentifier` for any model, refining the plateau
+   point to a critical point and deduplicating up to symmetries);
+3. builds the directed graph of observed transitions (:func:`build_transition_graph`, in
+   :mod:`~flowgeom.transitions.graph`): counts, probabilities with Wilson intervals, dwell
+   times, and the check that every sink is a minimum; GraphML in and out
+   (:func:`to_graphml`, :func:`read_graphml`, :func:`parse_inertia`);
+4. sets the observation beside the theory of the mode dynamics (:func:`transition_theory`, in
+   :mod:`~flowgeom.transitions.theory`);
+5. writes the ``transitions`` Dataset and GraphML file of DESIGN.md
+   (:func:`transitions_dataset`, :func:`save_transitions` in
+   :mod:`~flowgeom.transitions.dataset`; :func:`sample_transitions` in
+   :mod:`~flowgeom.transitions.sample` runs the whole pipeline).
+
+Imports inside the package flow one way: ``_common -> identify -> detect -> graph -> theory ->
+dataset -> sample``.
+
+References
+----------
+A. M. Saxe, J. L. McClelland, S. Ganguli, "Exact solutions to the nonlinear dynamics of
+learning in deep linear neural networks", ICLR 2014, arXiv:1312.6120.
+A. Jacot, F. Ged, B. Simsek, C. Hongler, F. Gabriel, "Saddle-to-saddle dynamics in deep linear
+networks: small initialization training, symmetry, and sparsity", arXiv:2106.15933 (2021).
+E. B. Wilson, "Probable inference, the law of succession, and statistical inference",
+J. Amer. Statist. Assoc. 22 (1927).
+"""
+
+from __future__ import annotations
+
+from .dataset import save_transitions, transitions_dataset
+from .detect import Visits, detect_visits
+from .graph import TransitionGraph, build_transition_graph, graph_from_dataset, read_graphml, to_graphml
+from .identify import (
+    MINIMUM_KINDS,
+    UNIDENTIFIED,
+    AtlasIdentifier,
+    Identifier,
+    RefineIdentifier,
+    StratumNode,
+    format_inertia,
+    parse_inertia,
+)
+from .sample import sample_transitions
+from .theory import MIDPOINT_Q, _scalar_chain_time, transition_theory  # noqa: F401  (private names used by tests)
+
+__all__ = [
+    "StratumNode",
+    "Visits",
+    "TransitionGraph",
+    "Identifier",
+    "AtlasIdentifier",
+    "RefineIdentifier",
+    "detect_visits",
+    "build_transition_graph",
+    "transition_theory",
+    "sample_transitions",
+    "transitions_dataset",
+    "graph_from_dataset",
+    "save_transitions",
+    "to_graphml",
+    "read_graphml",
+    "parse_inertia",
+    "format_inertia",
+    "UNIDENTIFIED",
+    "MINIMUM_KINDS",
+]

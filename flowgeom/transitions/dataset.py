@@ -1,0 +1,157 @@
+r"""The ``transitions`` Dataset of DESIGN.md and its files.
+
+:func:`transitions_dataset` gathers the edge, visit and node tables of a
+:class:`~flowgeom.transitions.TransitionGraph`, the loss curves and, when given, the theory
+beside the observed jump times; :func:`save_transitions` writes ``transitions.nc`` and
+``transitions.graphml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import networkx as nx
+import numpy as np
+import xarray as xr
+
+from .._version import __version__
+from ._common import _objarr
+from .detect import _traj_arrays
+from .graph import TransitionGraph, graph_from_dataset, to_graphml
+from .identify import UNIDENTIFIED
+
+__all__ = [
+    "transitions_dataset",
+    "save_transitions",
+]
+
+
+def _observed_steps(tg: TransitionGraph, theory: xr.Dataset) -> xr.Dataset:
+    """Observed jump times and plateau lengths along the theory's path, per step."""
+    learned_of = {}
+    for lab in tg.graph.nodes:
+        le = tg.graph.nodes[lab].get("learned", "")
+        learned_of[lab] = le if le else None
+    v = tg.visits
+    K = theory.sizes["step"]
+    src = [str(x) for x in theory["theory_source"].values]
+    tgt = [str(x) for x in theory["theory_target"].values]
+    jumps: list[list[float]] = [[] for _ in range(K)]
+    plateaus: list[list[float]] = [[] for _ in range(K)]
+    for j in range(v.n_trajectories):
+        idx = np.nonzero(v.trajectory == j)[0]
+        tj = np.full(K, np.nan)
+        for a in range(len(idx) - 1):
+            ls = learned_of.get(str(v.stratum[idx[a]]))
+            lt = learned_of.get(str(v.stratum[idx[a + 1]]))
+            for k in range(K):
+                if ls == src[k] and lt == tgt[k]:
+                    tj[k] = v.t_jump[idx[a]]
+        for k in range(K):
+            if np.isfinite(tj[k]):
+                jumps[k].append(tj[k])
+                prev = 0.0 if k == 0 else tj[k - 1]
+                if np.isfinite(prev):
+                    plateaus[k].append(tj[k] - prev)
+    mean = np.array([np.mean(x) if x else np.nan for x in jumps])
+    sd = np.array([np.std(x) if x else np.nan for x in jumps])
+    pl = np.array([np.mean(x) if x else np.nan for x in plateaus])
+    n = np.array([len(x) for x in jumps], dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return xr.Dataset(
+            {
+                "observed_t_jump": ("step", mean),
+                "observed_t_jump_std": ("step", sd),
+                "observed_n": ("step", n),
+                "t_jump_ratio": ("step", mean / theory["theory_t_jump"].values),
+                "observed_plateau": ("step", pl),
+                "plateau_ratio": ("step", pl / theory["theory_plateau"].values),
+            },
+            coords={"step": theory["step"].values},
+        )
+
+
+def transitions_dataset(
+    tg: TransitionGraph,
+    *,
+    theory: xr.Dataset | None = None,
+    traj: Any = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    r"""The ``transitions`` Dataset of DESIGN.md from a :class:`TransitionGraph`.
+
+    Dimensions and variables:
+
+    - ``edge``: ``source``, ``target`` (labels), ``count``, ``probability``,
+      ``probability_low``, ``probability_high``, ``mean_dwell``, ``dwell_std``, ``mean_t_jump``;
+    - ``visit``: ``trajectory``, ``stratum``, ``t_enter``, ``t_exit``, ``loss_plateau``,
+      ``grad_norm_plateau``, ``final``, ``t_jump``;
+    - ``node`` (coordinate ``label``): ``rank``, ``critical_value``, ``inertia`` (str),
+      ``n_negative``, ``n_zero``, ``n_positive``, ``kind``, ``learned``, ``visits``, ``n_left``,
+      ``n_final``, ``node_mean_dwell``, ``node_dwell_std`` -- everything :func:`graph_from_dataset` needs
+      to rebuild the graph;
+    - ``sample`` and ``time`` (when ``traj`` is given): ``loss`` (sample, time), ``status``,
+      ``path`` (the visited labels joined by ``" -> "``);
+    - ``step`` (when ``theory`` is given): the theory (:func:`transition_theory`) beside the
+      observation, ``observed_t_jump``, ``observed_t_jump_std``, ``observed_n``,
+      ``t_jump_ratio``, ``observed_plateau``, ``plateau_ratio``.
+
+    Attrs: ``flowgeom_version``, ``confidence_level``, ``n_trajectories``, the detection
+    thresholds, ``dominant_path`` (list of labels), ``dominant_path_fraction``, ``sinks``,
+    ``non_minimum_sinks``, ``n_unidentified``, plus ``attrs``.
+    """
+    if not isinstance(tg, TransitionGraph):
+        raise TypeError(f"`tg` must be a TransitionGraph; got {type(tg).__name__}.")
+    parts = [tg.edges, tg.visits.to_dataset(), tg.nodes]
+    if traj is not None:
+        ts, _, loss, _, status = _traj_arrays(traj)
+        paths = tg.visits.paths()
+        parts.append(
+            xr.Dataset(
+                {
+                    "loss": (("sample", "time"), loss),
+                    "status": ("sample", np.asarray(status if status is not None else np.full(loss.shape[0], -1), dtype=np.int64)),
+                    "path": ("sample", _objarr([" -> ".join(p) for p in paths])),
+                },
+                coords={"sample": np.arange(loss.shape[0], dtype=np.int64), "time": ts},
+            )
+        )
+    if theory is not None:
+        parts.append(theory.drop_attrs() if hasattr(theory, "drop_attrs") else theory)
+        parts.append(_observed_steps(tg, theory))
+    ds = xr.merge(parts, compat="no_conflicts", combine_attrs="drop")
+    out_attrs: dict[str, Any] = {
+        "flowgeom_version": __version__,
+        "confidence_level": tg.confidence_level,
+        "n_trajectories": int(tg.visits.n_trajectories),
+        "dominant_path": list(tg.dominant_path),
+        "dominant_path_fraction": tg.dominant_path_fraction,
+        "sinks": list(tg.sinks),
+        "non_minimum_sinks": list(tg.non_minimum_sinks),
+        "n_unfinished": int(tg.n_unfinished),
+        "n_unidentified": int(np.sum(tg.visits.stratum == UNIDENTIFIED)),
+        "n_rejected": int(tg.visits.n_rejected),
+    }
+    out_attrs.update({f"detect_{k}": v for k, v in tg.visits.options.items()})
+    if theory is not None:
+        out_attrs.update({k: v for k, v in theory.attrs.items() if k.startswith("theory_")})
+    if attrs:
+        out_attrs.update(attrs)
+    ds.attrs = out_attrs
+    return ds
+
+
+def save_transitions(ds: xr.Dataset, out_dir: str | os.PathLike, *, graph: nx.DiGraph | None = None) -> tuple[Path, Path]:
+    """Write ``out_dir/transitions.nc`` and ``out_dir/transitions.graphml``.
+
+    ``graph`` defaults to :func:`graph_from_dataset` of ``ds``.
+    """
+    from ..io import save_dataset
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    nc = save_dataset(ds, out / "transitions.nc")
+    gm = to_graphml(graph if graph is not None else graph_from_dataset(ds), out / "transitions.graphml")
+    return nc, gm
