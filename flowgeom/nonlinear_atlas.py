@@ -111,7 +111,7 @@ MAX_POINTS_PER_CLASS = 8
 BASIN_MAX_STEPS = 20_000
 
 # Transitions: a refined critical point farther than this (relative to 1 + ||theta*||) from the
-# plateau point does not explain the plateau (as flowgeom.transitions.REFINE_MAX_STEP_RTOL).
+# plateau point does not explain the plateau (as flowgeom.transitions.identify.REFINE_MAX_STEP_RTOL).
 MAX_STEP_RTOL = 0.25
 
 
