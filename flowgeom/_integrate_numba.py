@@ -266,6 +266,27 @@ if HAVE_NUMBA:
             loss_s[i, j] = np.nan
             gn_s[i, j] = np.nan
 
+    @njit(cache=True)
+    def _finish_row(i, status, js, y, lv, gn, t_end, drift, n_steps, n_rhs, store, ys, loss_s, gn_s, y_final,
+                    out_i, out_f):
+        """Write trajectory i's final state, repeat it over the remaining save slots when it is a limit
+        (converged or reached t1; NaN otherwise), and its status, counters, final time and drift."""
+        for q in range(y.shape[0]):
+            y_final[i, q] = y[q]
+        if status == _CONVERGED or status == _REACHED_T1:
+            for j in range(js, loss_s.shape[1]):
+                if store:
+                    ys[i, j, :] = y
+                loss_s[i, j] = lv
+                gn_s[i, j] = gn
+        else:
+            _fill_nan(i, js, ys, loss_s, gn_s, store)
+        out_i[i, 0] = status
+        out_i[i, 1] = n_steps
+        out_i[i, 2] = n_rhs
+        out_f[i, 0] = t_end
+        out_f[i, 1] = drift
+
     @njit(cache=True, fastmath=_FM)
     def _rms_scaled(x, y0, y1, rtol, atol):
         n = x.shape[0]
@@ -442,23 +463,12 @@ if HAVE_NUMBA:
             if status == _RUNNING and attempts >= max_steps:
                 status = _MAX_STEPS
         # finish: final state; repeat it over the remaining save points if it is a limit
-        for q in range(n):
-            y_final[i, q] = y[q]
+        lv, g2 = np.nan, np.nan
         if (status == _CONVERGED or status == _REACHED_T1) and js < S:
             lv = _rhs(y, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
             g2 = _norm(fs)
-            for j in range(js, S):
-                if store:
-                    ys[i, j, :] = y
-                loss_s[i, j] = lv
-                gn_s[i, j] = g2
-        else:
-            _fill_nan(i, js, ys, loss_s, gn_s, store)
-        out_i[i, 0] = status
-        out_i[i, 1] = n_steps
-        out_i[i, 2] = n_rhs
-        out_f[i, 0] = t
-        out_f[i, 1] = drift
+        _finish_row(i, status, js, y, lv, g2, t, drift, n_steps, n_rhs, store, ys, loss_s, gn_s, y_final,
+                    out_i, out_f)
 
     @njit(cache=True, nogil=True)
     def _dopri5_batch(rows, Y0, ts, t0, t1, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive, store,
@@ -539,21 +549,8 @@ if HAVE_NUMBA:
                 if not np.isfinite(dd):
                     dd = np.inf
                 drift = max(drift, dd)
-        for q in range(n):
-            y_final[i, q] = y[q]
-        if (status == _CONVERGED or status == _REACHED_T1) and js < S:
-            for j in range(js, S):
-                if store:
-                    ys[i, j, :] = y
-                loss_s[i, j] = lv
-                gn_s[i, j] = gn
-        else:
-            _fill_nan(i, js, ys, loss_s, gn_s, store)
-        out_i[i, 0] = status
-        out_i[i, 1] = n_steps
-        out_i[i, 2] = n_rhs
-        out_f[i, 0] = k * lr
-        out_f[i, 1] = drift if track else np.nan
+        _finish_row(i, status, js, y, lv, gn, k * lr, drift if track else np.nan, n_steps, n_rhs, store, ys,
+                    loss_s, gn_s, y_final, out_i, out_f)
 
     @njit(cache=True, nogil=True)
     def _gd_batch(rows, Y0, lr, n_total, ks, grad_tol, max_norm, max_loss, store, track, is_h1, shp, off, T, Tf,

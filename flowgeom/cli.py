@@ -123,24 +123,23 @@ def _out_dir(args) -> Path:
     return out
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return v
+def _positive(cast, noun):
+    """An argparse ``type`` that parses with ``cast`` and requires a value > 0."""
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive {noun}; got {text!r}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {noun}; got {text!r}")
+        return v
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return v
+_positive_int = _positive(int, "integer")
+_positive_float = _positive(float, "number")
 
 
 # ---------------------------------------------------------------------------- commands

@@ -252,6 +252,13 @@ def plot_jump_times(ds: xr.Dataset, ax=None):
     return ax
 
 
+def _require(ds, names, kind):
+    """Raise a ValueError naming the first variable of a ``kind`` Dataset that ``ds`` lacks."""
+    for k in names:
+        if k not in ds:
+            raise ValueError(f"`ds` must be a {kind} Dataset with `{k}`; it has {sorted(ds.variables)}.")
+
+
 def plot_strata(ds: xr.Dataset, ax=None):
     r"""Critical values of the strata against rank, coloured by kind, annotated with inertia.
 
@@ -266,9 +273,7 @@ def plot_strata(ds: xr.Dataset, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    for k in ("label", "rank", "critical_value"):
-        if k not in ds:
-            raise ValueError(f"`ds` must be a strata Dataset with `{k}`; it has {sorted(ds.variables)}.")
+    _require(ds, ("label", "rank", "critical_value"), "strata")
     ax = _new_axes(ax)
     labels = [str(x) for x in ds["label"].values]
     ranks = np.asarray(ds["rank"].values, float)
@@ -303,9 +308,7 @@ def plot_basins(ds: xr.Dataset, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    for k in ("fraction", "fraction_low", "fraction_high"):
-        if k not in ds:
-            raise ValueError(f"`ds` must be a basins Dataset with `{k}`; it has {sorted(ds.variables)}.")
+    _require(ds, ("fraction", "fraction_low", "fraction_high"), "basins")
     ax = _new_axes(ax)
     f = np.asarray(ds["fraction"].values, float)
     lo = np.asarray(ds["fraction_low"].values, float)

@@ -331,10 +331,9 @@ def check_theorem1(ctx: _Context) -> Claim:
                            max_steps=10**6, saveat=SaveAt(n_log=10, states=False))
             # L is non-increasing and every limit is critical (Prop. 1): once L < c_min / 2 the
             # limit can only be a global minimum (L = 0). The end-to-end product double-checks it.
-            for i in range(N):
-                below = tr.loss_final[i] < 0.5 * c_min
-                k = classify_point(prob, net.end_to_end(tr.y_final[i]), strata, atol=1e-4)
-                bad += int(not (below and k in gmin))
+            below = tr.loss_final < 0.5 * c_min
+            k = np.asarray(classify_point(prob, net.end_to_end(tr.y_final), strata, atol=1e-4)).reshape(-1)
+            bad += int(np.sum(~(below & np.isin(k, gmin))))
             total += N
     upper = float(beta.ppf(0.95, bad + 1, total - bad)) if bad < total else 1.0
     verdict = "holds" if bad == 0 else "contradicted"
