@@ -27,9 +27,9 @@ import time
 import numpy as np
 
 from flowgeom import Problem
-from flowgeom.critical import make_chart
-from flowgeom.linearize import hessian_inertia, negative_eigenvalues
-from flowgeom.networks import DeepLinearNetwork
+from flowgeom.linear.charts import make_chart
+from flowgeom.critical.linearization import hessian_inertia, negative_eigenvalues
+from flowgeom.models.deep_linear import DeepLinearNetwork
 
 WIDTHS = (64, 48, 32)
 SEED = 0

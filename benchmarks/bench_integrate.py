@@ -33,8 +33,8 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from flowgeom.integrate import SaveAt, integrate, numba_available
-from flowgeom.networks import DeepLinearNetwork
+from flowgeom.flow import SaveAt, integrate, numba_available
+from flowgeom.models.deep_linear import DeepLinearNetwork
 
 SEED = 20261126
 RTOL, ATOL = 1e-6, 1e-9
@@ -107,7 +107,7 @@ def main(argv=None):
     repeats = 1 if quick else 3
     have_numba = numba_available()
 
-    from flowgeom._integrate_numba import n_threads
+    from flowgeom.flow._numba import n_threads
 
     print(f"# flowgeom integrate benchmark  (python {platform.python_version()}, numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f})")

@@ -4,46 +4,43 @@ The public API; each name is re-exported here exactly once. ``flowgeom.plot`` (m
 is not imported here: ``import flowgeom`` never loads matplotlib.
 """
 
-from ._version import __version__
-from .basins import basin_fractions, clopper_pearson_interval, sample_basins, wilson_interval
-from .classifiers import Classifier, CriticalValueClassifier, StratumClassifier
-from .claims import Claim, claims_dataset, claims_markdown, verify_claims
-from .critical import (
+from flowgeom._version import __version__
+from flowgeom.audit import Claim, claims_dataset, claims_markdown, verify_claims
+from flowgeom.basins import basin_fractions, clopper_pearson_interval, sample_basins, wilson_interval
+from flowgeom.basins.classifiers import Classifier, CriticalValueClassifier, StratumClassifier
+from flowgeom.basins.samplers import make_initializer, sample_initializations
+from flowgeom.critical import (
+    Inertia,
+    Linearization,
+    find_critical_points,
+    hessian_inertia,
+    linearize,
+    local_dimension,
+    refine,
+    refine_critical,
+    search_critical_points,
+)
+from flowgeom.flow import STATUS_MESSAGES, SaveAt, Status, Trajectory, gradient_descent, integrate
+from flowgeom.io import load_dataset, save_dataset
+from flowgeom.linear import (
     Stratum,
     build_strata_dataset,
     classify_point,
     enumerate_strata,
-    local_dimension,
-    refine,
+    flow_norm_bound,
+    safe_learning_rate,
     strata_table,
 )
-from .integrate import (
-    STATUS_MESSAGES,
-    SaveAt,
-    Status,
-    Trajectory,
-    flow_norm_bound,
-    gradient_descent,
-    integrate,
-    safe_learning_rate,
-)
-from .io import load_dataset, save_dataset
-from .jax_model import JaxModel
-from .linearize import Inertia, Linearization, hessian_inertia, linearize
-from .mlp import MLP, teacher_student
-from .models import Model, hessian_from_hvp
-from .networks import DeepLinearNetwork
-from .nonlinear_atlas import (
+from flowgeom.models import MLP, DeepLinearNetwork, JaxModel, Model, hessian_from_hvp, teacher_student
+from flowgeom.nonlinear_atlas import (
     CriticalClassClassifier,
     CriticalClassIdentifier,
     mlp_for_problem,
     nonlinear_atlas,
     nonlinear_strata_dataset,
 )
-from .nonlinear_critical import find_critical_points, refine_critical, search_critical_points
-from .problem import AssumptionError, Problem
-from .samplers import make_initializer, sample_initializations
-from .transitions import (
+from flowgeom.problem import AssumptionError, Problem
+from flowgeom.transitions import (
     AtlasIdentifier,
     Identifier,
     RefineIdentifier,

@@ -17,3 +17,10 @@ Weights = Sequence[FloatArray]
 """Weight matrices ``W[0] .. W[H]`` (layers j = 1..H+1), shapes ``(..., d_j, d_{j-1})``."""
 
 ArrayLike = Union[npt.ArrayLike, FloatArray]
+
+
+def str_array(items) -> np.ndarray:
+    """A 1-D object array of Python ``str`` (how flowgeom Datasets store labels)."""
+    a = np.empty(len(items), dtype=object)
+    a[:] = [str(x) for x in items]
+    return a

@@ -85,7 +85,7 @@ def _load_data(path: str):
 
 def make_problem(args):
     """Build the Problem (and the model name) from parsed arguments; raises BadInput."""
-    from .problem import DEFAULT_SINGULAR_VALUES, DEFAULT_WIDTHS, Problem
+    from flowgeom.problem import DEFAULT_SINGULAR_VALUES, DEFAULT_WIDTHS, Problem
 
     if args.model not in MODELS:
         raise BadInput(f"`--model` must be one of {', '.join(MODELS)}; got {args.model!r}")
@@ -166,8 +166,8 @@ def _print_fractions(ds) -> None:
 
 
 def run_strata(problem, args, out: Path):
-    from .critical.atlas import build_strata_dataset, strata_table
-    from .io import save_dataset
+    from flowgeom.linear.measure import build_strata_dataset, strata_table
+    from flowgeom.io import save_dataset
 
     ranks = _ints(args.ranks, "--ranks") if getattr(args, "ranks", None) else None
     ds = build_strata_dataset(problem, ranks=ranks, top_only=getattr(args, "top_only", False), seed=args.seed)
@@ -178,8 +178,8 @@ def run_strata(problem, args, out: Path):
 
 
 def run_basins(problem, args, out: Path):
-    from .basins import sample_basins
-    from .io import save_dataset
+    from flowgeom.basins._sample import sample_basins
+    from flowgeom.io import save_dataset
 
     ds = sample_basins(
         problem,
@@ -201,7 +201,7 @@ def run_basins(problem, args, out: Path):
 
 
 def run_transitions(problem, args, out: Path):
-    from .transitions import save_transitions, sample_transitions
+    from flowgeom.transitions import save_transitions, sample_transitions
 
     ds = sample_transitions(problem, args.samples, init_scale=args.init_scale, seed=args.seed)
     nc, gm = save_transitions(ds, out)
@@ -248,8 +248,8 @@ def cmd_transitions(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .claims import claims_dataset, claims_markdown, verify_claims
-    from .io import save_dataset
+    from flowgeom.audit import claims_dataset, claims_markdown, verify_claims
+    from flowgeom.io import save_dataset
 
     out = _out_dir(args)
     t = time.perf_counter()
@@ -264,8 +264,8 @@ def cmd_verify(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .io import load_dataset
-    from .plot import plot_directory
+    from flowgeom.io import load_dataset
+    from flowgeom.plot import plot_directory
 
     d = Path(args.dir)
     if not d.is_dir():
@@ -284,8 +284,8 @@ def cmd_atlas(args) -> int:
     t0 = time.perf_counter()
     problem = make_problem(args)
     if args.model != "linear":
-        from .io import save_dataset
-        from .nonlinear_atlas import mlp_for_problem, nonlinear_atlas
+        from flowgeom.io import save_dataset
+        from flowgeom.nonlinear_atlas import mlp_for_problem, nonlinear_atlas
 
         model = mlp_for_problem(problem, args.model)
         results = nonlinear_atlas(model, n_samples=args.samples, seed=args.seed)
@@ -293,7 +293,7 @@ def cmd_atlas(args) -> int:
             save_dataset(ds, out / f"{name}.nc")
             print(f"-> {out / (name + '.nc')}")
         if "transitions" in results:
-            from .transitions import save_transitions
+            from flowgeom.transitions import save_transitions
 
             save_transitions(results["transitions"], out)
     else:

@@ -373,7 +373,7 @@ def to_dataset(obj, attrs: dict | None = None) -> xr.Dataset:
     TypeError
         For an unsupported object.
     """
-    from .integrate import Trajectory
+    from flowgeom.flow import Trajectory
 
     if isinstance(obj, xr.Dataset):
         return obj
@@ -409,7 +409,7 @@ def from_dataset(ds: xr.Dataset):
     ValueError
         If ``ds`` carries no (or an unknown) ``flowgeom_type``.
     """
-    from .integrate import Trajectory
+    from flowgeom.flow import Trajectory
 
     kind = ds.attrs.get(_TYPE_KEY)
     if kind != "Trajectory":

@@ -61,13 +61,13 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ._types import FloatArray, Params
-from ._version import __version__
-from .classifiers import LIMIT_UNCLASSIFIED
-from .linearize import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
-from .mlp import MLP
-from .models import Model, check_params
-from .nonlinear_critical import (
+from flowgeom._types import FloatArray, Params
+from flowgeom._version import __version__
+from flowgeom.basins.classifiers import LIMIT_UNCLASSIFIED
+from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
+from flowgeom.models.mlp import MLP
+from flowgeom.models.base import Model, check_params
+from flowgeom.critical.search import (
     CriticalSearch,
     descent_trajectories,
     find_critical_points,
@@ -137,7 +137,7 @@ def mlp_for_problem(problem, activation: str = "tanh", *, bias: bool = False) ->
     MLP
         Same widths and parameter packing as ``problem.network()``.
     """
-    from .problem import Problem
+    from flowgeom.problem import Problem
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a flowgeom.Problem; got {type(problem).__name__}.")
@@ -550,7 +550,7 @@ class CriticalClassIdentifier:
     """
 
     def __init__(self, classifier: CriticalClassClassifier, *, max_step_rtol: float = MAX_STEP_RTOL):
-        from .transitions import StratumNode
+        from flowgeom.transitions import StratumNode
 
         if not isinstance(classifier, CriticalClassClassifier):
             raise TypeError(f"`classifier` must be a CriticalClassClassifier; got {type(classifier).__name__}.")
@@ -574,7 +574,7 @@ class CriticalClassIdentifier:
         return tuple(self._nodes) + tuple(e[0] for e in self._extra)
 
     def __call__(self, theta, loss):
-        from .transitions import StratumNode
+        from flowgeom.transitions import StratumNode
 
         if theta is None:
             hits = [k for k, v in enumerate(self.classifier.critical_values) if abs(float(loss) - v) <= self._half_gap]
@@ -666,8 +666,8 @@ def nonlinear_transitions(
     xarray.Dataset
         See :func:`flowgeom.transitions.transitions_dataset`.
     """
-    from .integrate import SaveAt, integrate
-    from .transitions import build_transition_graph, detect_visits, transitions_dataset
+    from flowgeom.flow import SaveAt, integrate
+    from flowgeom.transitions import build_transition_graph, detect_visits, transitions_dataset
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"`n_samples` must be a positive int; got {n_samples!r}.")
@@ -754,7 +754,7 @@ def nonlinear_atlas(
     dict of str to xarray.Dataset
         ``"strata"``, ``"basins"`` and (if ``transition_samples`` > 0) ``"transitions"``.
     """
-    from .basins import sample_basins
+    from flowgeom.basins._sample import sample_basins
 
     seed = _check_rng_seed(seed)
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:

@@ -72,7 +72,7 @@ def _new_axes(ax, figsize=(4.0, 3.0)):
 def _as_graph(obj):
     import networkx as nx
 
-    from .transitions import TransitionGraph, graph_from_dataset
+    from flowgeom.transitions import TransitionGraph, graph_from_dataset
 
     if isinstance(obj, TransitionGraph):
         return obj.graph

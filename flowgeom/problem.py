@@ -31,8 +31,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from ._types import FloatArray
-from .networks import DeepLinearNetwork, validate_widths
+from flowgeom._types import FloatArray
+from flowgeom.models.deep_linear import DeepLinearNetwork, validate_widths
 
 __all__ = ["Problem", "AssumptionError", "DEFAULT_WIDTHS", "DEFAULT_SINGULAR_VALUES"]
 

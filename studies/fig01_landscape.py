@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from flowgeom import DeepLinearNetwork, Problem  # noqa: E402
-from flowgeom.critical import enumerate_strata  # noqa: E402
-from flowgeom.integrate import SaveAt, integrate  # noqa: E402
-from flowgeom.linearize import hessian_inertia  # noqa: E402
+from flowgeom.linear.strata import enumerate_strata  # noqa: E402
+from flowgeom.flow import SaveAt, integrate  # noqa: E402
+from flowgeom.critical.linearization import hessian_inertia  # noqa: E402
 
 from studies import common  # noqa: E402
 

@@ -32,8 +32,9 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from flowgeom import Problem  # noqa: E402
-from flowgeom.integrate import SaveAt, gradient_descent, integrate, safe_learning_rate  # noqa: E402
-from flowgeom.samplers import sample_initializations  # noqa: E402
+from flowgeom.flow import SaveAt, gradient_descent, integrate  # noqa: E402
+from flowgeom.linear import safe_learning_rate  # noqa: E402
+from flowgeom.basins.samplers import sample_initializations  # noqa: E402
 
 from studies import common  # noqa: E402
 

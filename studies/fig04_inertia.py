@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from flowgeom import Problem  # noqa: E402
-from flowgeom.critical import build_strata_dataset  # noqa: E402
+from flowgeom.linear.measure import build_strata_dataset  # noqa: E402
 
 from studies import common  # noqa: E402
 

@@ -36,9 +36,9 @@ import xarray as xr  # noqa: E402
 
 from flowgeom import Problem  # noqa: E402
 from flowgeom.basins import sample_basins, wilson_interval  # noqa: E402
-from flowgeom.critical import enumerate_strata, parse_label  # noqa: E402
-from flowgeom.integrate import SaveAt, integrate  # noqa: E402
-from flowgeom.samplers import balanced_critical_point, sample_initializations  # noqa: E402
+from flowgeom.linear.strata import enumerate_strata, parse_label  # noqa: E402
+from flowgeom.flow import SaveAt, integrate  # noqa: E402
+from flowgeom.basins.samplers import balanced_critical_point, sample_initializations  # noqa: E402
 
 from studies import common  # noqa: E402
 

@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from flowgeom import Problem  # noqa: E402
-from flowgeom.critical import enumerate_strata  # noqa: E402
-from flowgeom.linearize import hessian_inertia  # noqa: E402
+from flowgeom.linear.strata import enumerate_strata  # noqa: E402
+from flowgeom.critical.linearization import hessian_inertia  # noqa: E402
 from flowgeom.nonlinear_atlas import (  # noqa: E402
     CriticalClassClassifier,
     CriticalClassIdentifier,

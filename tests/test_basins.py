@@ -21,22 +21,24 @@ from scipy import stats
 from scipy.integrate import solve_ivp
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.basins import (
+from flowgeom.basins.classifiers import (
     LIMIT_DIVERGED,
     LIMIT_UNCLASSIFIED,
     LIMIT_UNCONVERGED,
     Classifier,
     CriticalValueClassifier,
     StratumClassifier,
+    default_classifier,
+)
+from flowgeom.basins import (
     basin_fractions,
     clopper_pearson_interval,
-    default_classifier,
     sample_basins,
     wilson_interval,
 )
-from flowgeom.critical import enumerate_strata
+from flowgeom.linear.strata import enumerate_strata
 from flowgeom.io import load_dataset, save_dataset
-from flowgeom.samplers import (
+from flowgeom.basins.samplers import (
     SAMPLE_BLOCK,
     balanced_critical_point,
     make_initializer,
@@ -244,7 +246,7 @@ class _Quadratic:
         return 2.0 * r * v + 4.0 * th * np.sum(th * v, axis=-1, keepdims=True)
 
     def hessian(self, th):
-        from flowgeom.models import hessian_from_hvp
+        from flowgeom.models.base import hessian_from_hvp
 
         return hessian_from_hvp(self, th)
 
@@ -496,7 +498,7 @@ def test_bad_arguments(p322):
 
 
 def test_mlp_plugs_in():
-    from flowgeom.mlp import MLP
+    from flowgeom.models.mlp import MLP
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((2, 6))

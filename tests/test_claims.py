@@ -10,7 +10,7 @@ The assertions below are not the paper's statements; they are facts derived inde
 
 import pytest
 
-from flowgeom.claims import VERDICTS, claims_dataset, claims_markdown, verify_claims
+from flowgeom.audit import VERDICTS, claims_dataset, claims_markdown, verify_claims
 from flowgeom.io import load_dataset, save_dataset
 
 
@@ -53,7 +53,7 @@ def test_markdown_and_dataset(claims, tmp_path):
 
 
 def test_verdict_must_be_known():
-    from flowgeom.claims import Claim
+    from flowgeom.audit import Claim
 
     with pytest.raises(ValueError, match="`verdict` must be one of"):
         Claim("k", "Lemma 0", "s", "m", "p", "probably")

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from flowgeom import Problem
-from flowgeom.critical import Stratum, classify_point, enumerate_strata, format_label, learned_set, parse_label
+from flowgeom.linear.strata import (
+    Stratum,
+    classify_point,
+    enumerate_strata,
+    format_label,
+    learned_set,
+    parse_label,
+)
 
 
 @pytest.fixture
@@ -120,16 +127,9 @@ def test_classify_point_bad_input(pb543, pb322):
 
 
 # ---------------------------------------------------------------------------- charts (parametrization)
-from flowgeom.critical import (  # noqa: E402
-    build_strata_dataset,
-    charts_for_stratum,
-    local_dimension,
-    make_chart,
-    paper_bounds,
-    refine,
-    strata_table,
-)
-from flowgeom.networks import DeepLinearNetwork  # noqa: E402
+from flowgeom.critical import local_dimension, refine  # noqa: E402
+from flowgeom.linear import build_strata_dataset, charts_for_stratum, make_chart, paper_bounds, strata_table  # noqa: E402
+from flowgeom.models.deep_linear import DeepLinearNetwork  # noqa: E402
 
 SHAPES = [(3, 2, 2), (4, 3, 2), (4, 4, 3), (6, 5, 4), (4, 3, 3, 2), (5, 4, 3, 3, 2)]
 

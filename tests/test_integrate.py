@@ -19,18 +19,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
-from flowgeom.integrate import (
+from flowgeom.flow import (
     STATUS_MESSAGES,
     SaveAt,
     Status,
     Trajectory,
-    flow_norm_bound,
     gradient_descent,
     integrate,
     numba_available,
-    safe_learning_rate,
 )
-from flowgeom.networks import DeepLinearNetwork
+from flowgeom.linear import flow_norm_bound, safe_learning_rate
+from flowgeom.models.deep_linear import DeepLinearNetwork
 
 BACKENDS = ["numpy"] + (["numba"] if numba_available() else [])
 

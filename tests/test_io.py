@@ -223,7 +223,7 @@ def _same_trajectory(a, b):
 @pytest.mark.parametrize("kind", ["flow", "flow-no-states", "gd"])
 def test_trajectory_roundtrip(tmp_path, suffix, kind):
     from flowgeom import DeepLinearNetwork
-    from flowgeom.integrate import SaveAt, gradient_descent, integrate
+    from flowgeom.flow import SaveAt, gradient_descent, integrate
     from flowgeom.io import from_dataset, to_dataset
 
     net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])

@@ -34,12 +34,12 @@ def _dln_invariant(theta):
 
 
 def test_import_flowgeom_does_not_import_jax():
-    code = "import sys, flowgeom, flowgeom.jax_model, flowgeom.nonlinear_atlas; assert 'jax' not in sys.modules"
+    code = "import sys, flowgeom, flowgeom.models.jax_model, flowgeom.nonlinear_atlas; assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_missing_jax_says_how_to_install(monkeypatch):
-    from flowgeom.jax_model import JaxModel
+    from flowgeom.models.jax_model import JaxModel
 
     monkeypatch.setitem(sys.modules, "jax", None)  # makes `import jax` raise ImportError
     with pytest.raises(ImportError, match=r"flowgeom\[jax\]"):
@@ -49,7 +49,7 @@ def test_missing_jax_says_how_to_install(monkeypatch):
 @pytest.fixture(scope="module")
 def pair():
     pytest.importorskip("jax")
-    from flowgeom.jax_model import JaxModel
+    from flowgeom.models.jax_model import JaxModel
 
     return JaxModel(_dln_loss, 10, conserved_fn=_dln_invariant), DeepLinearNetwork.canonical(WIDTHS, S)
 
@@ -69,7 +69,7 @@ def test_derivatives_match_the_hand_written_network(pair):
 
 
 def test_pickle_and_flow(pair):
-    from flowgeom.integrate import integrate
+    from flowgeom.flow import integrate
 
     jm, net = pair
     back = pickle.loads(pickle.dumps(jm))
@@ -83,7 +83,7 @@ def test_pickle_and_flow(pair):
 
 def test_no_conserved_and_bad_inputs():
     pytest.importorskip("jax")
-    from flowgeom.jax_model import JaxModel
+    from flowgeom.models.jax_model import JaxModel
 
     m = JaxModel(_dln_loss, 10)
     assert m.conserved(np.zeros((4, 10))).shape == (4, 0)

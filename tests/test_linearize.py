@@ -16,8 +16,14 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.critical import apply_gauge, charts_for_stratum, make_chart, random_gauge
-from flowgeom.linearize import Inertia, hessian_inertia, linearize, negative_eigenvalues, stable_codimension
+from flowgeom.linear.charts import apply_gauge, charts_for_stratum, make_chart, random_gauge
+from flowgeom.critical.linearization import (
+    Inertia,
+    hessian_inertia,
+    linearize,
+    negative_eigenvalues,
+    stable_codimension,
+)
 
 
 class Quadratic:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowgeom import Problem
-from flowgeom.mlp import ACTIVATIONS, MLP, teacher_student
+from flowgeom.models.mlp import ACTIVATIONS, MLP, teacher_student
 
 H_CS = 1e-30
 
@@ -285,7 +285,7 @@ def test_teacher_student(rng):
 
 
 def test_satisfies_model_protocol_and_batches(rng):
-    from flowgeom.models import Model
+    from flowgeom.models.base import Model
 
     net = _random_net(rng, (3, 4, 3, 2), "tanh", True)
     assert isinstance(net, Model)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from flowgeom import Problem
-from flowgeom.classifiers import LIMIT_UNCLASSIFIED
-from flowgeom.critical.atlas import build_strata_dataset, strata_table
-from flowgeom.linearize import hessian_inertia
+from flowgeom.basins.classifiers import LIMIT_UNCLASSIFIED
+from flowgeom.linear.measure import build_strata_dataset, strata_table
+from flowgeom.critical.linearization import hessian_inertia
 from flowgeom.nonlinear_atlas import (
     CriticalClassClassifier,
     CriticalClassIdentifier,

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.critical.refine import local_dimension
-from flowgeom.linearize import hessian_inertia
-from flowgeom.mlp import MLP, teacher_student
-from flowgeom.nonlinear_critical import (
+from flowgeom.critical.refinement import local_dimension
+from flowgeom.critical.linearization import hessian_inertia
+from flowgeom.models.mlp import MLP, teacher_student
+from flowgeom.critical.search import (
     DIM_RTOL,
     duplicate_unit,
     find_critical_points,

@@ -26,8 +26,8 @@ from scipy.special import digamma
 from scipy.stats import binomtest
 
 from flowgeom import Problem
-from flowgeom.critical import enumerate_strata
-from flowgeom.integrate import SaveAt, integrate
+from flowgeom.linear.strata import enumerate_strata
+from flowgeom.flow import SaveAt, integrate
 from flowgeom.transitions import (
     MIDPOINT_Q,
     UNIDENTIFIED,
@@ -582,7 +582,7 @@ def test_unwhitened_data_original_coordinates():
 
 def test_gradient_descent_trajectories():
     # Discrete GD at a small step visits the same saddles, at times t = k lr close to the flow's.
-    from flowgeom.integrate import gradient_descent
+    from flowgeom.flow import gradient_descent
 
     pb = Problem.from_spectrum(S421, W543)
     net = pb.network()
@@ -632,7 +632,7 @@ def test_generic_path_without_levels_separates_plateaus():
 def test_refine_identifier_symmetry_dedup_mlp(use_orbit_distance):
     # A tanh MLP: a critical point and its image under a hidden-unit permutation and a sign
     # flip (symmetries of f) must get one label; a different critical value must not.
-    from flowgeom.mlp import teacher_student
+    from flowgeom.models.mlp import teacher_student
 
     data = teacher_student((3, 2, 1), 20, rng=np.random.default_rng(0), weight_scale=2.0)
     net = data.student((3, 4, 1))

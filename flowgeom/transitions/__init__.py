@@ -38,10 +38,16 @@ J. Amer. Statist. Assoc. 22 (1927).
 
 from __future__ import annotations
 
-from .dataset import save_transitions, transitions_dataset
-from .detect import Visits, detect_visits
-from .graph import TransitionGraph, build_transition_graph, graph_from_dataset, read_graphml, to_graphml
-from .identify import (
+from flowgeom.transitions.dataset import save_transitions, transitions_dataset
+from flowgeom.transitions.detect import Visits, detect_visits
+from flowgeom.transitions.graph import (
+    TransitionGraph,
+    build_transition_graph,
+    graph_from_dataset,
+    read_graphml,
+    to_graphml,
+)
+from flowgeom.transitions.identify import (
     MINIMUM_KINDS,
     UNIDENTIFIED,
     AtlasIdentifier,
@@ -51,8 +57,12 @@ from .identify import (
     format_inertia,
     parse_inertia,
 )
-from .sample import sample_transitions
-from .theory import MIDPOINT_Q, _scalar_chain_time, transition_theory  # noqa: F401  (private names used by tests)
+from flowgeom.transitions.sample import sample_transitions
+from flowgeom.linear.theory import (  # noqa: F401  (private names used by tests)
+    MIDPOINT_Q,
+    _scalar_chain_time,
+    transition_theory,
+)
 
 __all__ = [
     "StratumNode",

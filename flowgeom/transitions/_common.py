@@ -1,19 +1,4 @@
-"""Shared helpers of :mod:`flowgeom.transitions`: the check of positive scalar arguments and the
-object arrays of strings that the Datasets store labels in."""
+"""Shared helpers of :mod:`flowgeom.transitions` (re-exported from the package-wide modules)."""
 
-from __future__ import annotations
-
-import numpy as np
-
-
-def _check_positive(name, value, allow_zero=False):
-    v = float(value)
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"`{name}` must be a finite {'non-negative' if allow_zero else 'positive'} float; got {value!r}.")
-    return v
-
-
-def _objarr(items) -> np.ndarray:
-    a = np.empty(len(items), dtype=object)
-    a[:] = [str(x) for x in items]
-    return a
+from flowgeom._types import str_array as _objarr  # noqa: F401
+from flowgeom._validate import check_positive as _check_positive  # noqa: F401

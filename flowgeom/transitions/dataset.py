@@ -16,11 +16,11 @@ import networkx as nx
 import numpy as np
 import xarray as xr
 
-from .._version import __version__
-from ._common import _objarr
-from .detect import _traj_arrays
-from .graph import TransitionGraph, graph_from_dataset, to_graphml
-from .identify import UNIDENTIFIED
+from flowgeom._version import __version__
+from flowgeom.transitions._common import _objarr
+from flowgeom.transitions.detect import _traj_arrays
+from flowgeom.transitions.graph import TransitionGraph, graph_from_dataset, to_graphml
+from flowgeom.transitions.identify import UNIDENTIFIED
 
 __all__ = [
     "transitions_dataset",
@@ -148,7 +148,7 @@ def save_transitions(ds: xr.Dataset, out_dir: str | os.PathLike, *, graph: nx.Di
 
     ``graph`` defaults to :func:`graph_from_dataset` of ``ds``.
     """
-    from ..io import save_dataset
+    from flowgeom.io import save_dataset
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

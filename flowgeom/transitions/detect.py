@@ -16,10 +16,16 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import xarray as xr
 
-from ..models import Model
-from ..problem import Problem
-from ._common import _check_positive
-from .identify import UNIDENTIFIED, AtlasIdentifier, Identifier, RefineIdentifier, StratumNode
+from flowgeom.models.base import Model
+from flowgeom.problem import Problem
+from flowgeom.transitions._common import _check_positive
+from flowgeom.transitions.identify import (
+    UNIDENTIFIED,
+    AtlasIdentifier,
+    Identifier,
+    RefineIdentifier,
+    StratumNode,
+)
 
 __all__ = [
     "Visits",
@@ -390,7 +396,7 @@ def detect_visits(
     --------
     >>> import numpy as np
     >>> from flowgeom import Problem
-    >>> from flowgeom.integrate import SaveAt, integrate
+    >>> from flowgeom.flow import SaveAt, integrate
     >>> from flowgeom.transitions import detect_visits
     >>> pb = Problem.from_spectrum([4.0, 2.0, 1.0], (5, 4, 3))
     >>> net = pb.network()

@@ -28,10 +28,10 @@ import networkx as nx
 import numpy as np
 import xarray as xr
 
-from ..basins import wilson_interval
-from ._common import _objarr
-from .detect import Visits
-from .identify import MINIMUM_KINDS, UNIDENTIFIED, StratumNode
+from flowgeom.basins.stats import wilson_interval
+from flowgeom.transitions._common import _objarr
+from flowgeom.transitions.detect import Visits
+from flowgeom.transitions.identify import MINIMUM_KINDS, UNIDENTIFIED, StratumNode
 
 __all__ = [
     "TransitionGraph",

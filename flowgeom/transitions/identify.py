@@ -16,11 +16,11 @@ from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .._types import FloatArray
-from ..models import Model
-from ..networks import DeepLinearNetwork
-from ..problem import Problem
-from ._common import _check_positive
+from flowgeom._types import FloatArray
+from flowgeom.models.base import Model
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.problem import Problem
+from flowgeom.transitions._common import _check_positive
 
 __all__ = [
     "StratumNode",
@@ -276,7 +276,7 @@ class AtlasIdentifier:
         if inertia not in ("atlas", "measure", "none"):
             raise ValueError(f"`inertia` must be 'atlas', 'measure' or 'none'; got {inertia!r}.")
         if strata is None:
-            from ..critical import enumerate_strata
+            from flowgeom.linear.strata import enumerate_strata
 
             strata = enumerate_strata(problem)
         strata = list(strata)
@@ -325,7 +325,7 @@ class AtlasIdentifier:
                 Wj[i, i] = pb.singular_values[i] ** (1.0 / (H + 1))
             W.append(Wj)
         theta = net.pack(W)
-        from ..linearize import hessian_inertia
+        from flowgeom.critical.linearization import hessian_inertia
 
         inert = hessian_inertia(net, theta)
         return inert.triple if min(inert.triple) >= 0 else None
@@ -335,7 +335,7 @@ class AtlasIdentifier:
             # no states saved: identify by the critical value alone, only when unambiguous
             hits = [n for n in self._nodes if abs(float(loss) - n.critical_value) <= self.loss_atol]
             return hits[0] if len(hits) == 1 else None
-        from ..critical import classify_point
+        from flowgeom.linear.strata import classify_point
 
         theta = np.asarray(theta, dtype=np.float64)
         P = self.network.end_to_end(theta)
@@ -429,7 +429,7 @@ class RefineIdentifier:
         return tuple(f[1] for f in self._found)
 
     def __call__(self, theta: FloatArray | None, loss: float) -> StratumNode | None:
-        from ..linearize import hessian_inertia
+        from flowgeom.critical.linearization import hessian_inertia
 
         if theta is None:
             return None
@@ -470,7 +470,7 @@ class RefineIdentifier:
 
 def _default_refine(model: Model, theta: FloatArray, max_iter: int) -> FloatArray | None:
     """Refine with :func:`flowgeom.nonlinear_critical.refine_critical`; None if not converged."""
-    from ..nonlinear_critical import refine_critical
+    from flowgeom.critical.search import refine_critical
 
     res = refine_critical(model, theta, max_iter=max_iter)
     return np.asarray(res.theta) if bool(np.all(res.converged)) else None

@@ -12,13 +12,13 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from ..problem import Problem
-from ._common import _check_positive
-from .dataset import transitions_dataset
-from .detect import detect_visits
-from .graph import CONFIDENCE_LEVEL, build_transition_graph
-from .identify import AtlasIdentifier
-from .theory import _scalar_chain_time, transition_theory
+from flowgeom.problem import Problem
+from flowgeom.transitions._common import _check_positive
+from flowgeom.transitions.dataset import transitions_dataset
+from flowgeom.transitions.detect import detect_visits
+from flowgeom.transitions.graph import CONFIDENCE_LEVEL, build_transition_graph
+from flowgeom.transitions.identify import AtlasIdentifier
+from flowgeom.linear.theory import _scalar_chain_time, transition_theory
 
 __all__ = [
     "sample_transitions",
@@ -121,7 +121,7 @@ def sample_transitions(
     xarray.Dataset
         See :func:`transitions_dataset`.
     """
-    from ..integrate import SaveAt, integrate
+    from flowgeom.flow import SaveAt, integrate
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a flowgeom.Problem; got {type(problem).__name__}.")

@@ -1,23 +1,19 @@
-"""Internals of :func:`flowgeom.basins.sample_basins`: one chunk, the schedulers and the Zarr store.
+"""One chunk of a basin run: integrate samples [start, stop), finish them, locate their limits.
 
-Not public API. See :mod:`flowgeom.basins` for the method.
+Not public API. See :func:`flowgeom.basins.sample_basins` for the method.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._types import FloatArray
-from .classifiers import LIMIT_DIVERGED, LIMIT_UNCONVERGED
-from .integrate import SaveAt, Status, gradient_descent, integrate
-from .samplers import Initializer
+from flowgeom._types import FloatArray
+from flowgeom.basins.classifiers import LIMIT_DIVERGED, LIMIT_UNCONVERGED
+from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
+from flowgeom.basins.samplers import Initializer
 
 # End game: an explicit adaptive solver cannot resolve the state below its error tolerance,
 # so near a stable limit its gradient norm stalls at ~ lambda_max * (atol + rtol |theta|)
@@ -36,8 +32,6 @@ POLISH_FLOOR_FACTOR = 100.0
 POLISH_DENSE_MAX = 64
 POLISH_DENSE_BYTES = 2**26
 POLISH_POWER_ITERS = 60
-STORE_KEY = "flowgeom_basins"
-_CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,162 +207,3 @@ _SAMPLE_VARS = (
     "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished",
 )
 _STATE_VARS = ("theta0", "theta_final")
-
-
-# ---------------------------------------------------------------------------- schedulers
-def _executor_kind(scheduler):
-    if scheduler is None or scheduler == "processes":
-        return "processes"
-    if scheduler in ("synchronous", "serial"):
-        return "serial"
-    if isinstance(scheduler, str):
-        if "://" in scheduler:
-            return "dask"
-        raise ValueError(
-            f"`scheduler` must be None/'processes' (local cores), 'synchronous', a dask scheduler address "
-            f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}."
-        )
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a core dependency
-        Client = ()
-    if isinstance(scheduler, Client):
-        return "dask"
-    raise TypeError(f"`scheduler` must be a str, None or a distributed.Client; got {type(scheduler).__name__}.")
-
-
-def _usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _worker_init(threads: int) -> None:
-    if not os.environ.get("FLOWGEOM_NUM_THREADS", "").strip():
-        os.environ["FLOWGEOM_NUM_THREADS"] = str(threads)
-
-
-def _execute(job, tasks, scheduler, n_workers, handle):
-    """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order)."""
-    kind = _executor_kind(scheduler)
-    if kind == "processes":
-        workers = n_workers or _usable_cpus()
-        if workers <= 1 or len(tasks) <= 1:
-            kind = "serial"
-    if kind == "serial":
-        for start, stop, th in tasks:
-            handle(_run_chunk(job, start, stop, th))
-        return
-    if kind == "processes":
-        window = 2 * workers
-        it = iter(tasks)
-        # the compiled integrator runs FLOWGEOM_NUM_THREADS threads per process (default: all
-        # cores); split the cores between the workers instead of oversubscribing them
-        threads = max(1, _usable_cpus() // workers)
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(threads,)) as ex:
-            pending = set()
-            try:
-                for task in it:
-                    pending.add(ex.submit(_run_chunk, job, *task))
-                    if len(pending) >= window:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            handle(f.result())
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        handle(f.result())
-            finally:
-                for f in pending:
-                    f.cancel()
-        return
-    from distributed import Client, as_completed
-
-    own = isinstance(scheduler, str)
-    client = Client(scheduler, set_as_default=False) if own else scheduler
-    try:
-        nw = max(1, len(client.scheduler_info().get("workers", {})))
-        window = 2 * nw
-        job_f = client.scatter(job, broadcast=True)
-        it = iter(tasks)
-        first = [client.submit(_run_chunk, job_f, *task, pure=False) for _, task in zip(range(window), it)]
-        ac = as_completed(first, loop=client.loop)
-        try:
-            for f in ac:
-                handle(f.result())
-                for task in it:
-                    ac.add(client.submit(_run_chunk, job_f, *task, pure=False))
-                    break
-        finally:
-            for f in list(ac.futures):
-                f.cancel()
-    finally:
-        if own:
-            client.close()
-
-
-# ---------------------------------------------------------------------------- the store
-def _canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-def _open_store(path, signature: dict):
-    import zarr
-
-    path = os.fspath(path)
-    exists = os.path.exists(path)
-    root = zarr.open_group(path, mode="a")
-    stored = root.attrs.get(STORE_KEY)
-    if stored is None:
-        if exists and len(list(root.group_keys())) + len(list(root.array_keys())) > 0:
-            raise ValueError(f"`store` {path!r} exists but is not a flowgeom basins store; choose another path.")
-        root.attrs[STORE_KEY] = json.loads(_canonical_json(signature))
-        return root
-    mine = json.loads(_canonical_json(signature))
-    if stored != mine:
-        diff = sorted(k for k in set(stored) | set(mine) if stored.get(k) != mine.get(k))
-        details = "; ".join(f"{k}: store has {stored.get(k)!r}, this call has {mine.get(k)!r}" for k in diff[:6])
-        raise ValueError(
-            f"`store` {path!r} was written by a different basin run ({details}). Resume with the same "
-            "problem, seed, init, integrator and tolerances, or use another store."
-        )
-    return root
-
-
-def _completed(root) -> list[tuple[int, int, Any]]:
-    out = []
-    for name, g in root.groups():
-        m = _CHUNK_RE.match(name)
-        if m and g.attrs.get("complete") is True:
-            out.append((int(m.group(1)), int(m.group(2)), g))
-    return sorted(out, key=lambda r: r[0])
-
-
-def _drop_incomplete(root):
-    for name, g in list(root.groups()):
-        if _CHUNK_RE.match(name) and g.attrs.get("complete") is not True:
-            del root[name]
-
-
-def _write_chunk(root, res: dict):
-    name = f"chunk_{res['start']:012d}_{res['stop']:012d}"
-    g = root.create_group(name, overwrite=True)
-    for k in _SAMPLE_VARS + _STATE_VARS:
-        if k in res:
-            g.create_array(k, data=np.ascontiguousarray(res[k]))
-    # the completion marker is written last: a chunk without it is redone on resume
-    g.attrs["complete"] = True
-
-
-def _missing_ranges(n, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out, pos = [], 0
-    for a, b in sorted(done):
-        if a > pos:
-            out.append((pos, min(a, n)))
-        pos = max(pos, b)
-        if pos >= n:
-            break
-    if pos < n:
-        out.append((pos, n))
-    return [(a, b) for a, b in out if b > a]

@@ -45,9 +45,9 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._types import FloatArray, Params
-from .models import check_params, hessian_from_hvp
-from .networks import validate_widths
+from flowgeom._types import FloatArray, Params
+from flowgeom.models.base import check_params, hessian_from_hvp
+from flowgeom.models.deep_linear import validate_widths
 
 __all__ = ["MLP", "ACTIVATIONS", "TeacherStudent", "teacher_student"]
 
@@ -158,7 +158,7 @@ class MLP:
     Examples
     --------
     >>> import numpy as np
-    >>> from flowgeom.mlp import MLP
+    >>> from flowgeom.models.mlp import MLP
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.standard_normal((3, 10)), rng.standard_normal((2, 10))
     >>> net = MLP((3, 4, 2), X, Y, activation="tanh")

@@ -75,12 +75,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._version import __version__
-from ..linearize import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
-from ..networks import DeepLinearNetwork
-from .base import Stratum, _problem_parts, enumerate_strata
-from .manifolds import RANK_RTOL, charts_for_stratum
-from .refine import local_dimension
+from flowgeom._version import __version__
+from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.linear.strata import Stratum, _problem_parts, enumerate_strata
+from flowgeom.linear.charts import RANK_RTOL, charts_for_stratum
+from flowgeom.critical.refinement import local_dimension
 
 __all__ = [
     "paper_bounds",

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._types import FloatArray, Params
-from .models import check_params, hessian_from_hvp
+from flowgeom._types import FloatArray, Params
+from flowgeom.models.base import check_params, hessian_from_hvp
 
 __all__ = ["DeepLinearNetwork", "validate_widths"]
 

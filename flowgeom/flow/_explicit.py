@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._integrate_base import (
+from flowgeom.flow._base import (
     DP_A,
     DP_B,
     DP_D,

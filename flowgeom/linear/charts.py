@@ -47,8 +47,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .._types import FloatArray, Params
-from .base import _problem_parts, format_label
+from flowgeom._types import FloatArray, Params
+from flowgeom.linear.strata import _problem_parts, format_label
 
 __all__ = [
     "StratumChart",

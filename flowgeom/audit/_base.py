@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..integrate import SaveAt, integrate
-from ..problem import Problem
+from flowgeom.flow import SaveAt, integrate
+from flowgeom.problem import Problem
 
 VERDICTS = ("holds", "holds, bound loose", "holds with correction", "contradicted")
 

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ._types import FloatArray, Params
+from flowgeom._types import FloatArray, Params
 
 __all__ = ["Model", "check_params", "hessian_from_hvp"]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._types import FloatArray
+from flowgeom._types import FloatArray
 
 class Status(enum.IntEnum):
     """How a trajectory ended. Stored as int8 in :attr:`Trajectory.status`."""

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ._types import FloatArray, Params
+from flowgeom._types import FloatArray, Params
 
 __all__ = [
     "SAMPLE_BLOCK",
@@ -426,7 +426,7 @@ def sample_initializations(
     Examples
     --------
     >>> from flowgeom import Problem
-    >>> from flowgeom.samplers import sample_initializations
+    >>> from flowgeom.basins.samplers import sample_initializations
     >>> a = sample_initializations(Problem.default(), "gaussian", 6, seed=1)
     >>> b = sample_initializations(Problem.default(), "gaussian", 3, seed=1, start=3)
     >>> bool((a[3:] == b).all())
@@ -448,7 +448,7 @@ def _check_seed(seed) -> int:
 
 
 def _model_and_problem(obj):
-    from .problem import Problem
+    from flowgeom.problem import Problem
 
     if isinstance(obj, Problem):
         return obj.network(), obj

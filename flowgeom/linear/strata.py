@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._types import FloatArray
+from flowgeom._types import FloatArray
 
 __all__ = [
     "Stratum",
@@ -261,7 +261,7 @@ def enumerate_strata(
     Examples
     --------
     >>> from flowgeom import Problem
-    >>> from flowgeom.critical import enumerate_strata
+    >>> from flowgeom.linear.strata import enumerate_strata
     >>> [st.label for st in enumerate_strata(Problem.from_spectrum([2.0, 1.0], (3, 2, 2)))]
     ['{}', '{1}', '{0}', '{0,1}']
     """
@@ -403,7 +403,7 @@ def classify_point(problem, end_to_end_canonical, strata: Sequence[Stratum], *, 
     Examples
     --------
     >>> from flowgeom import Problem
-    >>> from flowgeom.critical import enumerate_strata, classify_point
+    >>> from flowgeom.linear.strata import enumerate_strata, classify_point
     >>> pb = Problem.from_spectrum([2.0, 1.0], (3, 2, 2))
     >>> strata = enumerate_strata(pb)
     >>> strata[classify_point(pb, [[2.0, 0, 0], [0, 0, 0]], strata)].label

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..critical import classify_point, enumerate_strata
-from ..critical.atlas import paper_bounds
-from ..networks import DeepLinearNetwork
-from ..problem import Problem
-from ._base import Claim, _Context, _fmt
+from flowgeom.linear.strata import classify_point, enumerate_strata
+from flowgeom.linear.measure import paper_bounds
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.problem import Problem
+from flowgeom.audit._base import Claim, _Context, _fmt
 
 # ---------------------------------------------------------------------------- critical-point survey
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ def _survey(ctx: _Context, widths, s) -> list[_Found]:
     critical set from a cloud of refined neighbours, Hessian inertia) and matched to a stratum by
     its end-to-end product. Cached per problem.
     """
-    from ..critical.refine import local_dimension, refine
-    from ..linearize import linearize
+    from flowgeom.critical.refinement import local_dimension, refine
+    from flowgeom.critical.linearization import linearize
 
     key = (tuple(widths), tuple(s))
     if key in ctx.cache:

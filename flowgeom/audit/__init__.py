@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .._version import __version__
-from ._base import VERDICTS, Claim, _Context
-from ._critical import check_lemma2, check_lemma3, check_lemma4, check_prop2_ii_iii
-from ._flows import (
+from flowgeom._version import __version__
+from flowgeom.audit._base import VERDICTS, Claim, _Context
+from flowgeom.audit._critical import check_lemma2, check_lemma3, check_lemma4, check_prop2_ii_iii
+from flowgeom.audit._flows import (
     check_change_of_variables,
     check_codimension_two,
     check_lemma1,

@@ -22,9 +22,10 @@ import xarray as xr
 from scipy import integrate as _quad
 from scipy import special as _special
 
-from ..problem import Problem
-from ._common import _check_positive, _objarr
-from .identify import _learned_label
+from flowgeom.problem import Problem
+from flowgeom._types import str_array as _objarr
+from flowgeom._validate import check_positive as _check_positive
+from flowgeom.linear.strata import format_label as _learned_label
 
 __all__ = [
     "transition_theory",

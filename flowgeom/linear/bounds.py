@@ -64,8 +64,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._types import FloatArray
-from .models import check_params
+from flowgeom._types import FloatArray
+from flowgeom.models.base import check_params
 
 __all__ = ["NormBound", "SafeLearningRate", "flow_norm_bound", "safe_learning_rate"]
 
@@ -110,7 +110,7 @@ class SafeLearningRate:
 
 
 def _constants(model, theta0):
-    from .networks import DeepLinearNetwork
+    from flowgeom.models.deep_linear import DeepLinearNetwork
 
     if not isinstance(model, DeepLinearNetwork):
         raise NotImplementedError(

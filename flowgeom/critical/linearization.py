@@ -42,8 +42,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 
-from ._types import FloatArray, Params
-from .models import Model, check_params
+from flowgeom._types import FloatArray, Params
+from flowgeom.models.base import Model, check_params
 
 __all__ = [
     "Inertia",

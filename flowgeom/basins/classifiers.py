@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ._types import FloatArray, Params
+from flowgeom._types import FloatArray, Params
 
 __all__ = [
     "LIMIT_UNCONVERGED",
@@ -171,7 +171,7 @@ class StratumClassifier:
     loss_offset: float | None = None
 
     def __post_init__(self):
-        from .critical import enumerate_strata
+        from flowgeom.linear.strata import enumerate_strata
 
         if self.coordinates not in ("canonical", "original"):
             raise ValueError(f"`coordinates` must be 'canonical' or 'original'; got {self.coordinates!r}.")
@@ -201,7 +201,7 @@ class StratumClassifier:
         return tuple(st.kind for st in self.strata)
 
     def classify(self, theta: Params, loss: FloatArray) -> np.ndarray:
-        from .critical import classify_point
+        from flowgeom.linear.strata import classify_point
 
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape[0] == 0:
@@ -227,7 +227,7 @@ class StratumClassifier:
 
 def _problem_from_network(net):
     """A Problem whose 'original' coordinates are those of a DeepLinearNetwork, or None."""
-    from .problem import AssumptionError, Problem
+    from flowgeom.problem import AssumptionError, Problem
 
     X = np.eye(net.widths[0]) if net.input_factor is None else np.asarray(net.input_factor)
     try:
@@ -247,7 +247,7 @@ def default_classifier(model, problem=None) -> Classifier:
         For a model that is not a deep linear network satisfying the paper's assumptions: pass
         ``classifier=`` (e.g. :class:`CriticalValueClassifier`).
     """
-    from .networks import DeepLinearNetwork
+    from flowgeom.models.deep_linear import DeepLinearNetwork
 
     if problem is not None:
         return StratumClassifier(problem, model, "canonical" if problem.whitened else "original")

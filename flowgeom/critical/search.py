@@ -48,10 +48,10 @@ from typing import Callable
 
 import numpy as np
 
-from ._types import FloatArray, Params
-from .critical.refine import local_dimension
-from .linearize import ZERO_RTOL, Inertia, hessian_inertia
-from .models import Model, check_params
+from flowgeom._types import FloatArray, Params
+from flowgeom.critical.refinement import local_dimension
+from flowgeom.critical.linearization import ZERO_RTOL, Inertia, hessian_inertia
+from flowgeom.models.base import Model, check_params
 
 __all__ = [
     "RefineResult",
@@ -721,7 +721,7 @@ def duplicate_unit(model, theta: Params, unit: int, lam: float, *, layer: int = 
         The wider network on the same data.
     theta_wide : ndarray, shape (n_wide,)
     """
-    from .mlp import MLP
+    from flowgeom.models.mlp import MLP
 
     if not isinstance(model, MLP):
         raise TypeError(f"`model` must be a flowgeom.mlp.MLP; got {type(model).__name__}.")

@@ -63,7 +63,7 @@ def _network_arrays(net):
 
 
 if HAVE_NUMBA:
-    from ._integrate_base import DP_A, DP_B, DP_D, DP_E, MAX_FACTOR, MIN_FACTOR, SAFETY
+    from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E, MAX_FACTOR, MIN_FACTOR, SAFETY
 
     _A = np.ascontiguousarray(DP_A)
     _B = np.ascontiguousarray(DP_B)
@@ -596,7 +596,7 @@ def _outputs(N, S, n, states):
 
 
 def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method, rtol, atol, lr=None):
-    from ._integrate_base import Trajectory
+    from flowgeom.flow._base import Trajectory
 
     with np.errstate(all="ignore"):
         loss_f = np.asarray(net.loss(y_final), dtype=np.float64)

@@ -29,8 +29,8 @@ from typing import Literal
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from .._types import FloatArray, Params
-from ..models import Model, check_params
+from flowgeom._types import FloatArray, Params
+from flowgeom.models.base import Model, check_params
 
 __all__ = [
     "RefineResult",

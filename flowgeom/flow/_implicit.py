@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._integrate_base import (
+from flowgeom.flow._base import (
     MAX_FACTOR,
     MIN_FACTOR,
     SAFETY,

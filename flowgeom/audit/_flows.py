@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..critical import classify_point, enumerate_strata
-from ..integrate import SaveAt, Status, gradient_descent, integrate
-from ..networks import DeepLinearNetwork
-from ..problem import Problem
-from ._base import (
+from flowgeom.linear.strata import classify_point, enumerate_strata
+from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.problem import Problem
+from flowgeom.audit._base import (
     AUDIT_ATOL,
     AUDIT_RTOL,
     CONVERGED_GRAD,
@@ -144,7 +144,7 @@ def check_prop1(ctx: _Context) -> Claim:
     bound :math:`F_{\max}` (H = 1), and at the end the gradient norm and the distance of the
     loss to the nearest critical value (H = 1, 2).
     """
-    from ..integrate import flow_norm_bound
+    from flowgeom.linear.bounds import flow_norm_bound
 
     rng = ctx.rng(2)
     N = ctx.n(48, 8)

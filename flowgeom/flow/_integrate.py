@@ -42,7 +42,7 @@ import os
 
 import numpy as np
 
-from ._integrate_base import (
+from flowgeom.flow._base import (
     METHODS,
     NEWTON_MAX_PARAMS,
     STATUS_MESSAGES,
@@ -51,10 +51,9 @@ from ._integrate_base import (
     Trajectory,
     _Recorder,
 )
-from ._integrate_bounds import NormBound, SafeLearningRate, flow_norm_bound, safe_learning_rate
-from ._integrate_explicit import _dopri5_numpy, _gd_numpy
-from ._types import FloatArray
-from .models import Model, check_params
+from flowgeom.flow._explicit import _dopri5_numpy, _gd_numpy
+from flowgeom._types import FloatArray
+from flowgeom.models.base import Model, check_params
 
 __all__ = [
     "Status",
@@ -65,10 +64,6 @@ __all__ = [
     "gradient_descent",
     "numba_available",
     "METHODS",
-    "NormBound",
-    "SafeLearningRate",
-    "flow_norm_bound",
-    "safe_learning_rate",
 ]
 
 
@@ -80,10 +75,10 @@ def numba_available() -> bool:
     if os.environ.get("FLOWGEOM_DISABLE_NUMBA", "").strip() not in ("", "0"):
         return False
     try:
-        from . import _integrate_numba  # noqa: F401
+        from flowgeom.flow import _numba  # noqa: F401
     except Exception:  # ImportError, or numba failing to set up its cache: fall back to numpy
         return False
-    return _integrate_numba.HAVE_NUMBA
+    return _numba.HAVE_NUMBA
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -128,7 +123,7 @@ def _positive(value, name, allow_zero=False, allow_inf=False):
 def _resolve_backend(backend: str, model, method: str) -> str:
     if backend not in ("auto", "numpy", "numba"):
         raise ValueError(f"`backend` must be 'auto', 'numpy' or 'numba'; got {backend!r}.")
-    from .networks import DeepLinearNetwork
+    from flowgeom.models.deep_linear import DeepLinearNetwork
 
     # exact type: a subclass may override loss/grad, which the compiled kernel would ignore
     supported = type(model) is DeepLinearNetwork and method in ("dopri5", "gd")
@@ -243,8 +238,8 @@ def integrate(
     Examples
     --------
     >>> import numpy as np
-    >>> from flowgeom.networks import DeepLinearNetwork
-    >>> from flowgeom.integrate import integrate, SaveAt
+    >>> from flowgeom.models.deep_linear import DeepLinearNetwork
+    >>> from flowgeom.flow._integrate import integrate, SaveAt
     >>> net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
     >>> theta0 = net.random_params(np.random.default_rng(0), scale=0.5, size=4)
     >>> traj = integrate(net, theta0, 40.0, saveat=SaveAt(ts=[0.0, 40.0]))
@@ -296,14 +291,14 @@ def integrate(
     )
     if method == "dopri5":
         if be == "numba":
-            from ._integrate_numba import dopri5_dln
+            from flowgeom.flow._numba import dopri5_dln
 
             return dopri5_dln(model, y0, ts, t0, t1, states=saveat.states, **opts)
         rec = _Recorder(model, y0, ts, saveat.states)
         with np.errstate(all="ignore"):
             _dopri5_numpy(rec, y0, t0, t1, **opts)
         return rec.result(method, rtol, atol)
-    from ._integrate_implicit import gauss_legendre
+    from flowgeom.flow._implicit import gauss_legendre
 
     if solver not in ("auto", "newton", "fixed-point"):
         raise ValueError(f"`solver` must be 'auto', 'newton' or 'fixed-point'; got {solver!r}.")
@@ -341,7 +336,7 @@ def gradient_descent(
     model : Model
     theta0 : array_like, shape (n,) or (N, n)
     lr : float
-        The step size :math:`\eta > 0` (see :func:`flowgeom.integrate.safe_learning_rate` for
+        The step size :math:`\eta > 0` (see :func:`flowgeom.linear.safe_learning_rate` for
         one with a guarantee).
     n_steps : int or None, default None
         Number of GD steps. Exactly one of ``n_steps`` and ``t1`` must be given.
@@ -406,7 +401,7 @@ def gradient_descent(
     ts = ks * lr
     be = _resolve_backend(backend, model, "gd")
     if be == "numba":
-        from ._integrate_numba import gd_dln
+        from flowgeom.flow._numba import gd_dln
 
         return gd_dln(model, y0, lr, n_total, ks, ts, states=saveat.states, grad_tol=grad_tol,
                       max_norm=max_norm, max_loss=max_loss, track_invariants=bool(track_invariants))
@@ -418,6 +413,6 @@ def gradient_descent(
 
 
 # The result types live in a private module; present them (repr, docs, pickling) as part of this one.
-for _cls in (Status, SaveAt, Trajectory, NormBound, SafeLearningRate):
+for _cls in (Status, SaveAt, Trajectory):
     _cls.__module__ = __name__
 del _cls

@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._types import FloatArray, Params
-from .models import check_params
+from flowgeom._types import FloatArray, Params
+from flowgeom.models.base import check_params
 
 __all__ = ["JaxModel", "import_jax"]
 
@@ -76,7 +76,7 @@ class JaxModel:
     Examples
     --------
     >>> import jax.numpy as jnp                                   # doctest: +SKIP
-    >>> from flowgeom.jax_model import JaxModel                     # doctest: +SKIP
+    >>> from flowgeom.models.jax_model import JaxModel  # doctest: +SKIP
     >>> def loss(t):                                              # doctest: +SKIP
     ...     return 0.5 * (3.0 - t[1] * t[0]) ** 2
     >>> m = JaxModel(loss, 2)                                       # doctest: +SKIP

@@ -1,0 +1,33 @@
+r"""Deep-linear knowledge in one place: closed-form strata, charts, a-priori bounds, mode theory.
+
+Everything here is specific to the deep linear network
+:math:`L(W) = \tfrac12\|\Sigma - W_{H+1}\cdots W_1\|_F^2` of the paper; a reader extending flowgeom
+to another model never needs to open it.
+
+Submodules
+----------
+strata
+    :class:`Stratum`, :func:`enumerate_strata`, :func:`classify_point`: the critical set by learned
+    singular modes S (any depth).
+charts
+    :class:`StratumChart`: maps from free parameters onto families of critical points.
+measure
+    :func:`build_strata_dataset`: sampled points of each stratum, linearized.
+bounds
+    Proposition 1 made explicit: :func:`flow_norm_bound`, :func:`safe_learning_rate` (H = 1).
+theory
+    Saxe et al. mode dynamics: :func:`transition_theory`.
+"""
+
+from flowgeom.linear.bounds import NormBound, SafeLearningRate, flow_norm_bound, safe_learning_rate
+from flowgeom.linear.charts import StratumChart, apply_gauge, charts_for_stratum, family_names, make_chart, random_gauge
+from flowgeom.linear.measure import build_strata_dataset, paper_bounds, strata_table
+from flowgeom.linear.strata import KINDS, Stratum, classify_point, enumerate_strata, format_label, learned_set, parse_label
+from flowgeom.linear.theory import transition_theory
+
+__all__ = [
+    "KINDS", "NormBound", "SafeLearningRate", "Stratum", "StratumChart", "apply_gauge", "build_strata_dataset",
+    "charts_for_stratum", "classify_point", "enumerate_strata", "family_names", "flow_norm_bound", "format_label",
+    "learned_set", "make_chart", "paper_bounds", "parse_label", "random_gauge", "safe_learning_rate",
+    "strata_table", "transition_theory",
+]

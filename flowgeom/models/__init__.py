@@ -1,0 +1,20 @@
+"""Models: the :class:`Model` protocol and the concrete models that implement it.
+
+Submodules
+----------
+base
+    :class:`Model` (the plug-in contract), :func:`check_params`, :func:`hessian_from_hvp`.
+deep_linear
+    :class:`DeepLinearNetwork`, the paper's model.
+mlp
+    :class:`MLP` (tanh, softplus, sigmoid, linear activations), :func:`teacher_student`.
+jax_model
+    :class:`JaxModel`, a JAX loss wrapped as a Model (optional extra ``flowgeom[jax]``).
+"""
+
+from flowgeom.models.base import Model, check_params, hessian_from_hvp
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.models.jax_model import JaxModel
+from flowgeom.models.mlp import MLP, teacher_student
+
+__all__ = ["DeepLinearNetwork", "JaxModel", "MLP", "Model", "check_params", "hessian_from_hvp", "teacher_student"]
