@@ -114,6 +114,16 @@ def make_problem(args):
         raise BadInput(str(e).splitlines()[0]) from None
 
 
+def make_target(args):
+    """The Problem (``--model linear``) or the nonlinear network on the problem's data (other models)."""
+    problem = make_problem(args)
+    if args.model == "linear":
+        return problem
+    from flowgeom.models.mlp import mlp_for_problem
+
+    return mlp_for_problem(problem, args.model)
+
+
 def _out_dir(args) -> Path:
     out = Path(args.out)
     try:
@@ -143,16 +153,6 @@ _positive_float = _positive(float, "number")
 
 
 # ---------------------------------------------------------------------------- commands
-def _require_linear(args, command):
-    if args.model not in MODELS:
-        raise BadInput(f"`--model` must be one of {', '.join(MODELS)}; got {args.model!r}")
-    if args.model != "linear":
-        raise BadInput(
-            f"`flowgeom {command} --model {args.model}` is not available; nonlinear models run through "
-            "`flowgeom atlas --model ...`"
-        )
-
-
 def _print_fractions(ds) -> None:
     labels = [str(v) for v in ds["label"].values]
     width = max(8, max(len(lab) for lab in labels))
@@ -162,27 +162,44 @@ def _print_fractions(ds) -> None:
         cv = float(ds["critical_value"].values[i])
         print(f"  {lab:<{width}}  {cv:8.4g}  {f:9.4f}  [{lo:.4f}, {hi:.4f}]")
     lim = ds["limit"].values
-    print(f"  unconverged: {int((lim == -1).sum())}, diverged: {int((lim == -2).sum())}, samples: {lim.size}")
+    print(f"  unconverged: {int((lim == -1).sum())}, diverged: {int((lim == -2).sum())}, "
+          f"unclassified: {int((lim == -3).sum())}, samples: {lim.size}")
 
 
-def run_strata(problem, args, out: Path):
-    from flowgeom.linear.measure import build_strata_dataset, strata_table
+def run_strata(target, args, out: Path, atlas=None):
+    from flowgeom._resolve import as_atlas
+    from flowgeom.critical.dataset import strata_dataset
     from flowgeom.io import save_dataset
+    from flowgeom.linear.measure import add_paper_columns, strata_table
 
-    ranks = _ints(args.ranks, "--ranks") if getattr(args, "ranks", None) else None
-    ds = build_strata_dataset(problem, ranks=ranks, top_only=getattr(args, "top_only", False), seed=args.seed)
+    atlas = as_atlas(target, seed=args.seed) if atlas is None else atlas
+    ranks = set(_ints(args.ranks, "--ranks")) if getattr(args, "ranks", None) else None
+    top_only = getattr(args, "top_only", False)
+    keys = []
+    for cs in atlas.sets():
+        if ranks is not None and cs.rank not in ranks:
+            continue
+        if top_only and cs.info.get("learned") != "{" + ",".join(map(str, range(cs.rank))) + "}":
+            continue
+        keys.append(cs.key)
+    if ranks is not None and not keys:
+        raise BadInput(f"`--ranks` {args.ranks!r} selects no critical set")
+    atlas.measure(keys, progress=True)
+    ds = strata_dataset(atlas, keys)
+    if getattr(atlas, "problem", None) is not None:
+        ds = add_paper_columns(ds)
     save_dataset(ds, out / "strata.nc")
     print(strata_table(ds))
     print(f"-> {out / 'strata.nc'}")
     return ds
 
 
-def run_basins(problem, args, out: Path):
+def run_basins(target, args, out: Path):
     from flowgeom.basins._sample import sample_basins
     from flowgeom.io import save_dataset
 
     ds = sample_basins(
-        problem,
+        target,
         args.samples,
         init=args.init,
         init_scale=args.init_scale,
@@ -200,18 +217,22 @@ def run_basins(problem, args, out: Path):
     return ds
 
 
-def run_transitions(problem, args, out: Path):
+def run_transitions(target, args, out: Path):
     from flowgeom.transitions import save_transitions, sample_transitions
 
-    ds = sample_transitions(problem, args.samples, init_scale=args.init_scale, seed=args.seed)
+    ds = sample_transitions(target, args.samples, init_scale=args.init_scale, seed=args.seed)
     nc, gm = save_transitions(ds, out)
-    print(f"transitions of {args.samples} trajectories from init scale {args.init_scale:g}:")
+    _print_transitions(ds, args.samples, args.init_scale)
+    print(f"-> {nc}, {gm}")
+    return ds
+
+
+def _print_transitions(ds, samples, init_scale):
+    print(f"transitions of {samples} trajectories from init scale {init_scale:g}:")
     src, dst, cnt = ds["source"].values, ds["target"].values, ds["count"].values
     prob = ds["probability"].values
     for i in np.argsort(-cnt):
         print(f"  {src[i]:>10} -> {dst[i]:<10} count {int(cnt[i]):5d}  p = {float(prob[i]):.3f}")
-    print(f"-> {nc}, {gm}")
-    return ds
 
 
 def _validate_sampling_args(args):
@@ -226,24 +247,21 @@ def _validate_sampling_args(args):
 
 
 def cmd_strata(args) -> int:
-    _require_linear(args, "strata")
-    problem = make_problem(args)
-    run_strata(problem, args, _out_dir(args))
+    target = make_target(args)
+    run_strata(target, args, _out_dir(args))
     return 0
 
 
 def cmd_basins(args) -> int:
-    _require_linear(args, "basins")
     _validate_sampling_args(args)
-    problem = make_problem(args)
-    run_basins(problem, args, _out_dir(args))
+    target = make_target(args)
+    run_basins(target, args, _out_dir(args))
     return 0
 
 
 def cmd_transitions(args) -> int:
-    _require_linear(args, "transitions")
-    problem = make_problem(args)
-    run_transitions(problem, args, _out_dir(args))
+    target = make_target(args)
+    run_transitions(target, args, _out_dir(args))
     return 0
 
 
@@ -280,34 +298,39 @@ def cmd_plot(args) -> int:
 
 
 def cmd_atlas(args) -> int:
+    from flowgeom.io import save_dataset
+    from flowgeom.linear.measure import strata_table
+    from flowgeom.pipeline import atlas
+    from flowgeom.transitions import save_transitions
+
+    _validate_sampling_args(args)
     out = _out_dir(args)
     t0 = time.perf_counter()
-    problem = make_problem(args)
-    if args.model != "linear":
-        from flowgeom.io import save_dataset
-        from flowgeom.nonlinear_atlas import mlp_for_problem, nonlinear_atlas
-
-        model = mlp_for_problem(problem, args.model)
-        results = nonlinear_atlas(model, n_samples=args.samples, seed=args.seed)
-        for name, ds in results.items():
-            save_dataset(ds, out / f"{name}.nc")
-            print(f"-> {out / (name + '.nc')}")
-        if "transitions" in results:
-            from flowgeom.transitions import save_transitions
-
-            save_transitions(results["transitions"], out)
-    else:
-        print(f"== strata ({problem.widths}, s = {tuple(float(v) for v in problem.singular_values)})")
-        run_strata(problem, args, out)
-        print(f"\n== basins ({args.samples} samples)")
-        run_basins(problem, args, out)
+    target = make_target(args)
+    print(f"== atlas of {'the deep linear network' if args.model == 'linear' else 'a ' + args.model + ' network'}")
+    results = atlas(
+        target,
+        samples=args.samples,
+        transition_samples=args.transition_samples,
+        transition_scale=args.transition_scale,
+        seed=args.seed,
+        basins_options=dict(init=args.init, init_scale=args.init_scale, integrator=args.integrator, lr=args.lr,
+                            scheduler=args.scheduler, store=args.store),
+        progress=True,
+    )
+    print("\n== strata")
+    print(strata_table(results["strata"]))
+    save_dataset(results["strata"], out / "strata.nc")
+    print(f"\n== basins ({args.samples} samples)")
+    _print_fractions(results["basins"])
+    save_dataset(results["basins"], out / "basins.nc")
+    if "transitions" in results:
         print(f"\n== transitions ({args.transition_samples} samples, init scale {args.transition_scale:g})")
-        targs = argparse.Namespace(**{**vars(args), "samples": args.transition_samples,
-                                      "init_scale": args.transition_scale})
-        run_transitions(problem, targs, out)
-        if not args.no_verify:
-            print("\n== claims of the paper (measured now)")
-            cmd_verify(argparse.Namespace(out=str(out), seed=args.seed, quick=not args.full_verify))
+        _print_transitions(results["transitions"], args.transition_samples, args.transition_scale)
+        save_transitions(results["transitions"], out)
+    if args.model == "linear" and not args.no_verify:
+        print("\n== claims of the paper (measured now)")
+        cmd_verify(argparse.Namespace(out=str(out), seed=args.seed, quick=not args.full_verify))
     print("\n== figures")
     cmd_plot(argparse.Namespace(dir=str(out)))
     print(f"\natlas done in {time.perf_counter() - t0:.1f} s -> {out}")
@@ -383,6 +406,10 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except BadInput as e:
         print(f"flowgeom: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:  # the library's messages name the argument and the fix
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"flowgeom: error: {first}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("flowgeom: interrupted", file=sys.stderr)

@@ -317,7 +317,8 @@ class Problem:
         Parameters
         ----------
         coordinates : {"auto", "canonical", "original"}, default "auto"
-            - ``"canonical"``: the paper's :math:`L(\bar W) = \tfrac12\|\Sigma - \bar P\|_F^2`.
+            - ``"canonical"``: the paper's :math:`L(\bar W) = \tfrac12\|\Sigma - \bar P\|_F^2`, plus
+              the constant :attr:`loss_offset` so that it equals the data loss.
               Its gradient flow is the user's flow (mapped by :meth:`to_canonical`) only for
               whitened data; otherwise a ``UserWarning`` says so.
             - ``"original"``: the user's :math:`\mathcal{L}(W) = \tfrac12\|Y - PX\|_F^2`
@@ -345,9 +346,10 @@ class Problem:
                     UserWarning,
                     stacklevel=2,
                 )
-            return DeepLinearNetwork.canonical(self.widths, self.singular_values)
+            # the offset keeps the model's loss equal to the data loss (0 for a spectrum problem)
+            return DeepLinearNetwork(self.widths, self.Sigma, offset=self.loss_offset)
         if self.X is None:
-            return DeepLinearNetwork.canonical(self.widths, self.singular_values)
+            return DeepLinearNetwork(self.widths, self.Sigma)
         # original coordinates: T = Y V_X^1 = U_Y Sigma V_Y^T, R = U_X S_X.
         T = (self.U_Y @ self.Sigma) @ self.V_Y.T
         R = self.U_X * self.S_X

@@ -21,15 +21,11 @@ from scipy import stats
 from scipy.integrate import solve_ivp
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.basins.classifiers import (
-    LIMIT_DIVERGED,
-    LIMIT_UNCLASSIFIED,
-    LIMIT_UNCONVERGED,
-    Classifier,
-    CriticalValueClassifier,
-    StratumClassifier,
-    default_classifier,
-)
+from flowgeom.critical import Atlas, Limit, SearchedAtlas, find_critical_points
+from flowgeom.linear import ClosedFormAtlas
+from flowgeom.linear.atlas import learned_key
+
+LIMIT_UNCONVERGED, LIMIT_DIVERGED, LIMIT_UNCLASSIFIED = (int(c) for c in Limit)
 from flowgeom.basins import (
     basin_fractions,
     clopper_pearson_interval,
@@ -156,10 +152,8 @@ def test_sampler_errors(p322):
         sample_initializations(p322, "gaussian", 3, delta=0.1)
     with pytest.raises(ValueError, match="`seed` must be a non-negative integer"):
         sample_initializations(p322, "gaussian", 3, seed=-1)
-    cvc = CriticalValueClassifier([0.0])
     with pytest.raises(TypeError, match="needs a layered model"):
         make_initializer("orthogonal", _Quadratic())
-    del cvc
 
 
 # ---------------------------------------------------------------------------- intervals
@@ -193,41 +187,46 @@ def test_basin_fractions_sum_to_one_and_validate():
         basin_fractions(lam, 4, level=95)
 
 
-# ---------------------------------------------------------------------------- classifiers
-def test_stratum_classifier_on_critical_points_whitened_and_not():
+# ---------------------------------------------------------------------------- locating limits in the atlas
+def test_closed_form_atlas_locates_critical_points_whitened_and_not():
     pb = Problem.from_spectrum([3.0, 2.0, 1.0], (4, 3, 3))
     rng = np.random.default_rng(5)
     X = rng.standard_normal((4, 9))
     Y = rng.standard_normal((3, 9))
     pd = Problem.from_data(X, Y, (4, 3, 3))
-    for prob in (pb, pd):
-        net = prob.network()
-        clf = default_classifier(net, prob)
-        assert isinstance(clf, Classifier)
-        strata = clf.strata
+    U, _, Vt = np.linalg.svd(X, full_matrices=False)
+    pw = Problem.from_data(U @ Vt, Y, (4, 3, 3))  # whitened data: X X^T = I, with a loss offset
+    assert pw.whitened and pw.loss_offset > 0
+    for prob in (pb, pd, pw):
+        atlas = ClosedFormAtlas(prob)
+        assert isinstance(atlas, Atlas)
+        net = atlas.model
+        strata = enumerate_strata(prob)
         pts = np.stack([balanced_critical_point(prob, st.learned) for st in strata])
         assert np.max(np.abs(net.grad(pts))) < 1e-10
-        got = clf.classify(pts, net.loss(pts))
-        np.testing.assert_array_equal(got, np.arange(len(strata)))
-        # a point that is not critical (end-to-end product halfway) is unclassified
-        assert clf.classify(0.8 * pts[-1:], net.loss(0.8 * pts[-1:]))[0] == LIMIT_UNCLASSIFIED
+        got = atlas.locate(pts, net.loss(pts))
+        np.testing.assert_array_equal(got, [learned_key(st.learned) for st in strata])
+        # a point that is not critical (end-to-end product 0.8 of the minimum's) is unclassified
+        assert atlas.locate(0.8 * pts[-1:], net.loss(0.8 * pts[-1:]))[0] == LIMIT_UNCLASSIFIED
+
+
+def test_whitened_data_problem_basins_are_classified():
+    """Regression test for issue 12: whitened from_data problems were never classified (loss offset)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 30))
+    U, _, Vt = np.linalg.svd(X, full_matrices=False)
+    pw = Problem.from_data(U @ Vt, rng.standard_normal((3, 30)), (5, 4, 3))
+    ds = sample_basins(pw, 16, seed=0, scheduler="synchronous", **QUICK)
+    assert int(ds.count_unclassified) == 0
+    assert float(ds.fraction.values[-1]) == 1.0
 
 
 def test_network_passed_directly_gets_the_atlas(p322):
     net = p322.network()
-    clf = default_classifier(net)
-    assert isinstance(clf, StratumClassifier)
-    assert list(clf.labels) == [st.label for st in enumerate_strata(p322)]
     a = sample_basins(p322, 12, seed=1, scheduler="synchronous", **QUICK)
     b = sample_basins(net, 12, seed=1, scheduler="synchronous", **QUICK)
+    assert list(b.label.values) == [st.label for st in enumerate_strata(p322)]
     np.testing.assert_array_equal(a.limit, b.limit)
-
-
-def test_critical_value_classifier():
-    clf = CriticalValueClassifier([2.0, 0.0, 0.5], labels=["a", "b", "c"])
-    got = clf.classify(np.zeros((4, 1)), np.array([1e-9, 0.51, 1.2, 2.0]))
-    np.testing.assert_array_equal(got, [1, 2, LIMIT_UNCLASSIFIED, 0])
-    assert clf.atol == pytest.approx(0.25 * 0.5)
 
 
 class _Quadratic:
@@ -254,16 +253,19 @@ class _Quadratic:
         return np.zeros(np.shape(th)[:-1] + (0,))
 
 
-def test_generic_model_needs_and_uses_a_classifier():
+def test_generic_model_gets_a_searched_atlas():
     m = _Quadratic()
-    with pytest.raises(ValueError, match="pass `classifier=`"):
-        sample_basins(m, 4, seed=0, scheduler="synchronous", **FAST)
+    rng = np.random.default_rng(0)
+    starts = np.array([[0.0, 0.0], [0.9, 0.3], [-0.2, 1.1], [0.5, -0.7]])
+    atlas = SearchedAtlas(m, find_critical_points(m, starts, rng=rng))
     init = np.array([[0.3, 0.1], [2.0, -1.0], [0.0, 0.0], [1e-3, 0.0]])
-    ds = sample_basins(m, 4, init=init, classifier=CriticalValueClassifier([0.0, 0.5], labels=["circle", "max"]),
-                       scheduler="synchronous", t1=20.0, **FAST)
+    ds = sample_basins(m, 4, init=init, atlas=atlas, scheduler="synchronous", t1=20.0, **FAST)
     # the origin is a critical point (a maximum) and stays there; the others reach the circle
-    np.testing.assert_array_equal(ds.limit.values, [0, 0, 1, 0])
-    assert list(ds.label.values) == ["circle", "max"]
+    assert np.all(ds.limit.values >= 0)
+    kinds = [str(ds.kind.values[k]) for k in ds.limit.values]
+    assert kinds == ["global_min", "global_min", "strict_saddle", "global_min"]  # Hessian -2I at the origin
+    np.testing.assert_allclose([ds.critical_value.values[k] for k in ds.limit.values], [0.0, 0.0, 0.5, 0.0],
+                               atol=1e-12)
 
 
 # ---------------------------------------------------------------------------- sample_basins
@@ -489,8 +491,8 @@ def test_bad_arguments(p322):
         sample_basins(p322, 3, integrator="rk4", **FAST)
     with pytest.raises(ValueError, match="`scheduler` must be"):
         sample_basins(p322, 3, scheduler="threads", **FAST)
-    with pytest.raises(TypeError, match="`classifier` must implement"):
-        sample_basins(p322, 3, classifier=object(), **FAST)
+    with pytest.raises(TypeError, match="`atlas` must implement"):
+        sample_basins(p322, 3, atlas=object(), **FAST)
     with pytest.raises(ValueError, match="`t_max` must be"):
         sample_basins(p322, 3, t1=10.0, t_max=5.0, **FAST)
     with pytest.raises(TypeError, match="`problem_or_model` must be"):
@@ -505,10 +507,11 @@ def test_mlp_plugs_in():
     teacher = MLP((2, 1, 1), X, np.zeros((1, 6)), activation="tanh")
     Y = teacher.predict(np.array([1.0, -0.5, 1.2]))  # realizable: global minimum value 0
     net = MLP((2, 1, 1), X, Y, activation="tanh")
-    ds = sample_basins(net, 12, seed=20, classifier=CriticalValueClassifier([0.0], labels=["fit"]),
-                       scheduler="synchronous", t1=50.0, **FAST)
-    _check_contract(ds, 12, 1)
-    fit = ds.limit.values == 0
+    ds = sample_basins(net, 12, seed=20, scheduler="synchronous", t1=50.0, **FAST)
+    _check_contract(ds, 12, ds.sizes["stratum"])
+    zero = int(np.argmin(np.abs(ds.critical_value.values)))
+    assert abs(float(ds.critical_value.values[zero])) < 1e-12
+    fit = ds.limit.values == zero
     assert fit.any()
     assert np.all(ds.final_loss.values[fit] < 1e-12)
 

@@ -28,11 +28,11 @@ from scipy.stats import binomtest
 from flowgeom import Problem
 from flowgeom.linear.strata import enumerate_strata
 from flowgeom.flow import SaveAt, integrate
+from flowgeom.linear import ClosedFormAtlas
 from flowgeom.transitions import (
     MIDPOINT_Q,
     UNIDENTIFIED,
     AtlasIdentifier,
-    RefineIdentifier,
     StratumNode,
     TransitionGraph,
     Visits,
@@ -360,7 +360,9 @@ def test_slow_passage_rejected_by_atlas():
     # A point near a critical *value* but far from every stratum: the 0.5 level of s = (4, 2, 1)
     # reached with mode 1 only partly learned and mode 2 partly learned (cancellation).
     pb = Problem.from_spectrum(S421, W543)
-    ident = AtlasIdentifier(pb)
+    closed = ClosedFormAtlas(pb)
+    closed.measure()
+    ident = AtlasIdentifier(closed)
     net = pb.network()
     W1 = np.zeros((4, 5))
     W2 = np.zeros((3, 4))
@@ -378,14 +380,17 @@ def test_slow_passage_rejected_by_atlas():
     assert node.inertia is not None and sum(node.inertia) == net.n_params
 
 
-def test_refine_identifier_generic_model():
-    # The bare-model path: plateaus refined to critical points and deduplicated by their
-    # invariants (critical value, inertia), since the gauge orbits are continuous families.
+def test_searched_atlas_identifies_plateaus_of_a_bare_model():
+    # The bare-model path: plateaus located in a searched atlas (refined to critical points,
+    # matched by critical value; new ones grow it), against the closed form of the same network.
+    from flowgeom.critical import SearchedAtlas
+
     pb = Problem.from_spectrum(S421, W543)
     net = pb.network()
     theta0 = 1e-6 * np.random.default_rng(9).standard_normal((2, net.n_params))
     tr = integrate(net, theta0, 40.0, rtol=1e-9, atol=1e-13, saveat=SaveAt(n_log=300), backend="numpy")
-    ident = RefineIdentifier(net)
+    searched = SearchedAtlas(net, n_starts=12, seed=1)
+    ident = AtlasIdentifier(searched)
     v = detect_visits(tr, net, identify=ident)
     va = detect_visits(tr, pb)
     assert len(v) == len(va) and v.n_rejected == 0
@@ -393,19 +398,17 @@ def test_refine_identifier_generic_model():
     mapping = {}
     for a, b in zip(v.stratum, va.stratum):
         mapping.setdefault(a, set()).add(b)
-    # every refined label corresponds to one atlas stratum, with its critical value
-    for lab, node in ((n.label, n) for n in ident.nodes):
-        (atlas_label,) = mapping[lab]
-        assert node.critical_value == pytest.approx(atlas[atlas_label], abs=1e-9)
-    assert {n.kind for n in ident.nodes if n.critical_value < 1e-9} == {"minimum"}
-    assert all(n.kind == "strict_saddle" for n in ident.nodes if n.critical_value > 1e-9)
-    # one node per visited stratum across trajectories (dedup works), with the atlas inertia
-    # (for H = 1 the inertia is the same at every point of a stratum)
-    assert len(ident.nodes) == len(set(va.stratum))
-    atlas_inertia = {n.label: n.inertia for n in AtlasIdentifier(pb).nodes}
-    for node in ident.nodes:
-        (atlas_label,) = mapping[node.label]
-        assert node.inertia == atlas_inertia[atlas_label]
+    # every searched label corresponds to one closed-form stratum, with its critical value
+    nodes = {n.label: n for n in ident.nodes}
+    for lab, (atlas_label,) in mapping.items():
+        assert nodes[lab].critical_value == pytest.approx(atlas[atlas_label], abs=1e-9)
+    closed = ClosedFormAtlas(pb)
+    closed.measure()
+    closed_inertia = {cs.label: cs.inertia for cs in closed.sets()}
+    for lab, (atlas_label,) in mapping.items():
+        # for H = 1 the inertia is the same at every point of a stratum
+        assert nodes[lab].inertia == closed_inertia[atlas_label]
+        assert nodes[lab].kind == ("global_min" if atlas_label == "{0,1,2}" else "strict_saddle")
 
 
 def test_detect_visits_rejects_bad_input():
@@ -418,7 +421,7 @@ def test_detect_visits_rejects_bad_input():
         detect_visits(tr, pb, min_log_dwell=-1.0)
     with pytest.raises(TypeError, match="`traj`"):
         detect_visits(object(), pb)
-    with pytest.raises(TypeError, match="`model_or_problem`"):
+    with pytest.raises(TypeError, match="`problem_or_model` must be"):
         detect_visits(tr, "not a model")
     with pytest.raises(ValueError, match="strictly increasing"):
         detect_visits(_traj(ts[::-1], np.ones(5), np.ones(5)), pb)
@@ -546,7 +549,9 @@ def test_inertia_text_round_trip_and_errors():
 def test_strata_from_critical_module_become_nodes():
     pb = Problem.from_spectrum(S421, W543)
     strata = enumerate_strata(pb)
-    ident = AtlasIdentifier(pb, strata)
+    closed = ClosedFormAtlas(pb)
+    closed.measure()
+    ident = AtlasIdentifier(closed)
     assert [n.label for n in ident.nodes] == [s.label for s in strata]
     for n, s in zip(ident.nodes, strata):
         assert n.learned == s.learned and n.kind == s.kind and n.critical_value == s.critical_value
@@ -619,7 +624,7 @@ def test_generic_path_without_levels_separates_plateaus():
     theta0 = 0.03 * np.random.default_rng(1).standard_normal((1, net.n_params))
     tr = integrate(net, theta0, 60.0, rtol=1e-7, atol=1e-11, saveat=SaveAt(n_log=300), backend="numpy")
     assert detect_visits(tr, pb).paths() == [("{}", "{0}", "{0,1}")]
-    ident = RefineIdentifier(net, max_iter=60)  # a smaller budget: the origin is refused faster
+    ident = _RefineOnly(net)
     v = detect_visits(tr, net, identify=ident)
     # the saddles {0} and {0,1} (the degenerate origin of H = 2 is not reached by Newton
     # refinement from the plateau point and is rejected: counted, not guessed)
@@ -628,19 +633,40 @@ def test_generic_path_without_levels_separates_plateaus():
     assert len(v) == 2
 
 
-@pytest.mark.parametrize("use_orbit_distance", [False, True])
-def test_refine_identifier_symmetry_dedup_mlp(use_orbit_distance):
+class _RefineOnly:
+    """An Identifier with no levels known in advance: refine, then one node per critical value."""
+
+    def __init__(self, model):
+        self.model = model
+        self.nodes = []
+
+    def __call__(self, theta, loss):
+        from flowgeom.critical import refine_critical
+
+        res = refine_critical(self.model, np.asarray(theta)[None], max_iter=60)
+        if not res.converged[0] or np.linalg.norm(res.theta[0] - theta) > 0.25 * (1 + np.linalg.norm(res.theta[0])):
+            return None
+        value = float(res.loss[0])
+        for n in self.nodes:
+            if abs(n.critical_value - value) <= 1e-8 * (1 + abs(value)):
+                return n
+        node = StratumNode(f"c{len(self.nodes)}", critical_value=value)
+        self.nodes.append(node)
+        return node
+
+
+def test_searched_atlas_symmetry_dedup_mlp():
     # A tanh MLP: a critical point and its image under a hidden-unit permutation and a sign
     # flip (symmetries of f) must get one label; a different critical value must not.
+    from flowgeom.critical import SearchedAtlas, find_critical_points
     from flowgeom.models.mlp import teacher_student
 
     data = teacher_student((3, 2, 1), 20, rng=np.random.default_rng(0), weight_scale=2.0)
     net = data.student((3, 4, 1))
     theta = 1e-3 * np.random.default_rng(1).standard_normal(net.n_params)
-    kw = {"distance": net.orbit_distance} if use_orbit_distance else {}
-    ident = RefineIdentifier(net, **kw)
-    a = ident(theta, float(net.loss(theta)))
-    assert a is not None and a.kind == "strict_saddle"
+    atlas = SearchedAtlas(net, find_critical_points(net, theta[None], rng=np.random.default_rng(0)))
+    (a,) = atlas.locate(theta[None], net.loss(theta[None]), plateau=True)
+    assert a >= 0 and atlas.get(a).kind == "strict_saddle"
     W1 = theta[:12].reshape(4, 3).copy()
     W2 = theta[12:].reshape(1, 4).copy()
     perm = [2, 0, 3, 1]
@@ -649,8 +675,8 @@ def test_refine_identifier_symmetry_dedup_mlp(use_orbit_distance):
     W2[:, 1] *= -1.0
     image = np.concatenate([W1.ravel(), W2.ravel()])
     assert float(net.loss(image)) == pytest.approx(float(net.loss(theta)), rel=1e-12)
-    b = ident(image, float(net.loss(image)))
-    assert b is a and len(ident.nodes) == 1
+    (b,) = atlas.locate(image[None], net.loss(image[None]), plateau=True)
+    assert b == a and len(atlas.sets()) == 1
     far = 2.0 * np.random.default_rng(2).standard_normal(net.n_params)
-    c = ident(far, float(net.loss(far)))
-    assert c is None or c.label != a.label
+    (c,) = atlas.locate(far[None], net.loss(far[None]), plateau=True)
+    assert c != a

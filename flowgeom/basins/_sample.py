@@ -54,16 +54,7 @@ from flowgeom.basins.schedule import _execute, _executor_kind
 from flowgeom.basins.store import STORE_KEY, _completed, _drop_incomplete, _missing_ranges, _open_store, _write_chunk
 from flowgeom._types import FloatArray
 from flowgeom._version import __version__
-from flowgeom.basins.classifiers import (
-    LIMIT_CODES,
-    LIMIT_DIVERGED,
-    LIMIT_UNCLASSIFIED,
-    LIMIT_UNCONVERGED,
-    Classifier,
-    CriticalValueClassifier,
-    StratumClassifier,
-    default_classifier,
-)
+from flowgeom.critical.atlas import UNCLASSIFIED, Atlas, Limit
 from flowgeom.basins.samplers import Initializer, _check_seed, make_initializer
 
 __all__ = ["sample_basins"]
@@ -118,7 +109,8 @@ def sample_basins(
     max_steps: int = 100_000,
     max_norm: float = 1e8,
     polish_steps: int = DEFAULT_POLISH_STEPS,
-    classifier: Classifier | None = None,
+    atlas: Atlas | None = None,
+    grow: bool = True,
     chunk_size: int | None = None,
     seed: int | None = None,
     scheduler=None,
@@ -178,8 +170,13 @@ def sample_basins(
         is True), the others continue the flow from the flow's state. An explicit solver's
         gradient stalls near a limit at a level set by ``rtol``/``atol`` (about 1e-5 for the
         defaults), far above ``grad_tol``. 0 disables.
-    classifier : Classifier, optional
-        Default: the atlas classifier (:class:`StratumClassifier`).
+    atlas : Atlas, optional
+        Where limits are located (:mod:`flowgeom.critical.atlas`); default the closed form of a
+        Problem or DeepLinearNetwork, a search for any other model. The ``stratum`` dimension of the
+        result lists the atlas's critical sets after the run.
+    grow : bool, default True
+        Converged limits that match no known critical set are refined and added to the atlas
+        (:meth:`Atlas.grow`, in this process, in sample order) and located again.
     chunk_size : int, optional
         Samples per task; default ``min(2048, max(64, ceil(N / (4 * workers))))``. The result
         does not depend on it.
@@ -241,20 +238,24 @@ def sample_basins(
     >>> ds.fraction.values.tolist()
     [0.0, 0.0, 0.0, 1.0]
     """
+    from flowgeom._resolve import as_atlas
     from flowgeom.problem import Problem
 
     # ---- validate
-    if isinstance(problem_or_model, Problem):
-        problem = problem_or_model
+    problem = problem_or_model if isinstance(problem_or_model, Problem) else None
+    if isinstance(problem_or_model, Atlas) and not hasattr(problem_or_model, "n_params"):
+        atlas = problem_or_model if atlas is None else atlas
+        problem = getattr(atlas, "problem", None)
+        model = atlas.model
+    elif problem is not None:
         model = problem.network()
     else:
-        problem = None
         model = problem_or_model
         for attr in ("n_params", "loss", "grad", "conserved"):
             if not hasattr(model, attr):
                 raise TypeError(
-                    f"`problem_or_model` must be a flowgeom.Problem or a Model; got {type(model).__name__} "
-                    f"without `{attr}`."
+                    f"`problem_or_model` must be a flowgeom.Problem, a Model or an Atlas; got "
+                    f"{type(model).__name__} without `{attr}`."
                 )
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
@@ -283,13 +284,10 @@ def sample_basins(
     if n_workers is not None and (int(n_workers) != n_workers or n_workers < 1):
         raise ValueError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
     _executor_kind(scheduler)
-    if classifier is None:
-        classifier = default_classifier(model, problem)
-    elif not isinstance(classifier, Classifier):
-        raise TypeError(
-            f"`classifier` must implement flowgeom.classifiers.Classifier (labels, ranks, critical_values, "
-            f"classify); got {type(classifier).__name__}."
-        )
+    if atlas is None:
+        atlas = as_atlas(problem if problem is not None else model)
+    elif not isinstance(atlas, Atlas):
+        raise TypeError(f"`atlas` must implement flowgeom.critical.Atlas; got {type(atlas).__name__}.")
     ini = make_initializer(init, model, scale=init_scale, problem=problem, **(init_params or {}))
 
     # ---- seed: explicit, else the store's, else fresh entropy
@@ -316,18 +314,18 @@ def sample_basins(
         method={"adaptive": "dopri5", "invariant": "gauss-legendre", "gd": "gd"}[integrator],
         tolerances=tolerances,
         **ini.attrs(),
-        classifier=classifier.attrs() if hasattr(classifier, "attrs") else {"type": type(classifier).__name__},
+        atlas=str(atlas.attrs().get("atlas", type(atlas).__name__)),
         ci_level=ci_level,
         ci_method=ci_method,
         n_samples=n,
-        limit_codes={str(k): v for k, v in LIMIT_CODES.items()},
+        limit_codes={str(int(c)): c.name.lower() for c in Limit},
     )
     signature = {k: v for k, v in attrs.items() if k not in ("flowgeom_version", "n_samples", "ci_level", "ci_method")}
     signature["model_fingerprint"] = _model_fingerprint(model)
     signature["keep_states"] = bool(keep_states)
 
     job = _Job(
-        model=model, classifier=classifier, initializer=ini if ini.seeded else _strip_array(ini), seed=seed,
+        model=model, atlas=atlas, initializer=ini if ini.seeded else _strip_array(ini), seed=seed,
         integrator=integrator, lr=lr, t1=t1, t_max=t_max, rtol=float(rtol), atol=float(atol),
         grad_tol=float(grad_tol), max_steps=int(max_steps), max_norm=float(max_norm), backend=backend,
         keep_states=bool(keep_states), polish_steps=int(polish_steps),
@@ -371,7 +369,7 @@ def sample_basins(
         bar.close()
 
     # ---- assemble samples 0..n-1 in order
-    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ())
+    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",))
     cols = {k: [] for k in names}
     pieces = (
         [(a, b, {k: g[k][:] for k in names}) for a, b, g in _completed(root)]
@@ -389,22 +387,30 @@ def sample_basins(
     if pos != n:  # pragma: no cover - guarded by _missing_ranges
         raise RuntimeError(f"internal error: assembled {pos} of {n} samples.")
     arr = {k: np.concatenate(v) for k, v in cols.items()}
-    _warn_non_strict(arr["limit"], classifier, grad_tol)
-    return _build_dataset(arr, classifier, attrs, ci_level, ci_method)
+    if grow:
+        lost = np.flatnonzero((arr["limit"] == UNCLASSIFIED) & (arr["status"] == 0))
+        if lost.size:
+            arr["limit"][lost] = atlas.grow(arr["theta_final"][lost])
+    if not keep_states:
+        del arr["theta_final"]
+    sets = atlas.sets()
+    index = {cs.key: i for i, cs in enumerate(sets)}
+    keys = arr["limit"]
+    arr["limit"] = np.array([index.get(int(k), UNCLASSIFIED) if k >= 0 else int(k) for k in keys], dtype=np.int64)
+    _warn_non_strict(arr["limit"], sets, grad_tol)
+    return _build_dataset(arr, sets, attrs, ci_level, ci_method)
 
 
-def _warn_non_strict(limit, classifier, grad_tol):
+def _warn_non_strict(limit, sets, grad_tol):
     """Warn when samples 'converged' to a non-strict saddle, where the gradient test is weakest.
 
     Near a degenerate saddle (e.g. the origin for H >= 2, where ||grad L|| ~ s |W|^H) the
     gradient falls below ``grad_tol`` within distance ~ (grad_tol / s)^(1/H) although the flow
     would leave after a time ~ 1 / (s |W|^(H-1)): no finite horizon tells the two apart.
     """
-    kinds = getattr(classifier, "kinds", None)
-    if kinds is None:
-        return
+    kinds = [_kind_of(cs) for cs in sets]
     bad = [k for k, kind in enumerate(kinds) if kind == "non_strict_saddle"]
-    hits = {str(classifier.labels[k]): int(np.sum(limit == k)) for k in bad}
+    hits = {str(sets[k].label): int(np.sum(limit == k)) for k in bad}
     hits = {k: v for k, v in hits.items() if v}
     if hits:
         warnings.warn(
@@ -422,9 +428,16 @@ def _strip_array(ini: Initializer) -> Initializer:
     return Initializer(ini.name, ini.scale, ini.params, {}, None)
 
 
-def _build_dataset(arr, classifier, attrs, level, method) -> xr.Dataset:
+def _kind_of(cs) -> str:
+    """The measured kind, else the closed form's where the atlas has one."""
+    if cs.measured:
+        return cs.kind
+    return str(cs.info.get("kind_closed_form", cs.kind))
+
+
+def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
     n = arr["limit"].shape[0]
-    labels = [str(x) for x in classifier.labels]
+    labels = [cs.label for cs in sets]
     K = len(labels)
     fr = basin_fractions(arr["limit"], K, level=level, method=method)
     data = {
@@ -452,12 +465,10 @@ def _build_dataset(arr, classifier, attrs, level, method) -> xr.Dataset:
     coords = {
         "sample": ("sample", np.arange(n, dtype=np.int64)),
         "label": ("stratum", np.array(labels, dtype=object)),
-        "rank": ("stratum", np.asarray(list(classifier.ranks), dtype=np.int64)),
-        "critical_value": ("stratum", np.asarray(list(classifier.critical_values), dtype=np.float64)),
+        "rank": ("stratum", np.asarray([cs.rank for cs in sets], dtype=np.int64)),
+        "critical_value": ("stratum", np.asarray([cs.critical_value for cs in sets], dtype=np.float64)),
+        "kind": ("stratum", np.array([_kind_of(cs) for cs in sets], dtype=object)),
     }
-    kinds = getattr(classifier, "kinds", None)
-    if kinds is not None:
-        coords["kind"] = ("stratum", np.array(list(kinds), dtype=object))
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     ds["limit"].attrs["description"] = "index into stratum; -1 unconverged, -2 diverged, -3 unclassified"
     ds["status"].attrs["description"] = "flowgeom.integrate.Status of the last segment"

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from flowgeom._types import FloatArray
-from flowgeom.basins.classifiers import LIMIT_DIVERGED, LIMIT_UNCONVERGED
+from flowgeom.critical.atlas import Limit
 from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
 from flowgeom.basins.samplers import Initializer
 
@@ -39,7 +39,7 @@ class _Job:
     """Everything a worker needs to process samples [start, stop). Picklable."""
 
     model: Any
-    classifier: Any
+    atlas: Any
     initializer: Initializer
     seed: int
     integrator: str
@@ -180,11 +180,12 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
             break
         active = active[again]
         duration = min(horizon, job.t_max - horizon)  # doubles the horizon, capped at t_max
-    limit = np.full(N, LIMIT_UNCONVERGED, dtype=np.int64)
-    limit[status == int(Status.DIVERGED)] = LIMIT_DIVERGED
+    limit = np.full(N, int(Limit.UNCONVERGED), dtype=np.int64)
+    limit[status == int(Status.DIVERGED)] = int(Limit.DIVERGED)
     conv = np.flatnonzero(status == int(Status.CONVERGED))
     if conv.size:
-        limit[conv] = np.asarray(job.classifier.classify(y[conv], loss[conv]), dtype=np.int64)
+        # keys of the atlas's critical sets (the parent maps them to strata)
+        limit[conv] = np.asarray(job.atlas.locate(y[conv], loss[conv]), dtype=np.int64)
     out = {
         "start": start,
         "stop": stop,
@@ -197,9 +198,9 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         "n_grad_evals": n_rhs,
         "polished": polished,
     }
+    out["theta_final"] = y  # always: unclassified limits grow the atlas in the parent
     if job.keep_states:
         out["theta0"] = theta0
-        out["theta_final"] = y
     return out
 
 

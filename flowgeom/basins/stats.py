@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowgeom._types import FloatArray
-from flowgeom.basins.classifiers import LIMIT_CODES, LIMIT_UNCLASSIFIED
+from flowgeom.critical.atlas import Limit
 
 __all__ = ["BasinFractions", "basin_fractions", "wilson_interval", "clopper_pearson_interval"]
 
@@ -157,7 +157,7 @@ def basin_fractions(limits, n_strata: int, *, level: float = 0.95, method: str =
     if method not in _CI:
         raise ValueError(f"`method` must be 'wilson' or 'clopper-pearson'; got {method!r}.")
     level = _check_level(level)
-    bad = (lam >= n_strata) | (lam < LIMIT_UNCLASSIFIED)
+    bad = (lam >= n_strata) | (lam < int(Limit.UNCLASSIFIED))
     if bad.any():
         raise ValueError(
             f"`limits` must lie in -3..{n_strata - 1}; got {np.unique(lam[bad])[:5].tolist()}."
@@ -166,7 +166,7 @@ def basin_fractions(limits, n_strata: int, *, level: float = 0.95, method: str =
     count = np.bincount(lam[lam >= 0], minlength=n_strata).astype(np.int64)
     lo, hi = _CI[method](count, n, level) if n_strata else (np.zeros(0), np.zeros(0))
     special = {}
-    for code, name in LIMIT_CODES.items():
+    for code, name in ((int(c), c.name.lower()) for c in Limit):
         c = int(np.sum(lam == code))
         slo, shi = _CI[method](c, n, level)
         special[name] = (c, c / n, float(slo), float(shi))

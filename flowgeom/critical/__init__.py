@@ -10,13 +10,24 @@ linearization
 search
     :func:`find_critical_points`, :func:`search_critical_points`: multi-start search with
     symmetry deduplication.
+atlas
+    The seam: the :class:`Atlas` contract, :class:`CriticalSet`, the one ``kind`` rule.
+searched
+    :class:`SearchedAtlas`: the atlas of any model from a search.
+dataset
+    :func:`strata_dataset`: the ``strata`` Dataset of any atlas.
 """
 
-from flowgeom.critical.linearization import Inertia, Linearization, hessian_inertia, linearize
+from flowgeom.critical.atlas import KINDS, UNCLASSIFIED, Atlas, CriticalSet, Limit, set_kind
+from flowgeom.critical.dataset import strata_dataset
+from flowgeom.critical.linearization import Inertia, Linearization, hessian_inertia, is_morse_bott, linearize
 from flowgeom.critical.refinement import LocalDimension, RefineResult, local_dimension, refine
 from flowgeom.critical.search import find_critical_points, refine_critical, search_critical_points
+from flowgeom.critical.searched import SearchedAtlas, search_for_atlas
 
 __all__ = [
+    "Atlas", "CriticalSet", "KINDS", "Limit", "SearchedAtlas", "UNCLASSIFIED", "is_morse_bott", "search_for_atlas",
+    "set_kind", "strata_dataset",
     "Inertia", "Linearization", "LocalDimension", "RefineResult", "find_critical_points", "hessian_inertia",
     "linearize", "local_dimension", "refine", "refine_critical", "search_critical_points",
 ]

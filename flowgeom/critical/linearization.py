@@ -52,6 +52,7 @@ __all__ = [
     "linearize",
     "negative_eigenvalues",
     "stable_codimension",
+    "is_morse_bott",
     "ZERO_RTOL",
     "GAP_MIN",
     "DENSE_MAX",
@@ -437,6 +438,15 @@ def stable_codimension(inertia: Inertia, manifold_dim: int) -> tuple[int, int, s
     )
 
 
+def is_morse_bott(inertia: Inertia, manifold_dim: int) -> bool:
+    r"""The one Morse–Bott rule: the inertia is decided and :math:`n_0` equals the manifold dimension.
+
+    At a Morse–Bott point every zero direction of the Hessian is tangent to the critical manifold;
+    an undecided inertia (no spectral gap at the tolerance) or an unknown dimension (-1) never passes.
+    """
+    return bool(inertia.decided and manifold_dim >= 0 and inertia.n_zero == manifold_dim)
+
+
 @dataclass(frozen=True)
 class Linearization:
     r"""The linearized gradient flow :math:`\dot\delta = -\nabla^2 L(\theta^*)\,\delta` at a critical point.
@@ -509,7 +519,7 @@ def linearize(
     g = float(np.linalg.norm(model.grad(theta)))
     k = -1 if manifold_dim is None else int(manifold_dim)
     codim, lower, reason = stable_codimension(inertia, k)
-    mb = bool(inertia.decided and k >= 0 and inertia.n_zero == k)
+    mb = is_morse_bott(inertia, k)
     if not inertia.decided:
         kind = "undecided"
     elif inertia.n_negative > 0:

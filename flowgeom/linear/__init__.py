@@ -6,6 +6,8 @@ to another model never needs to open it.
 
 Submodules
 ----------
+atlas
+    :class:`ClosedFormAtlas`: the deep linear atlas (every stratum, located by its end-to-end product).
 strata
     :class:`Stratum`, :func:`enumerate_strata`, :func:`classify_point`: the critical set by learned
     singular modes S (any depth).
@@ -19,6 +21,7 @@ theory
     Saxe et al. mode dynamics: :func:`transition_theory`.
 """
 
+from flowgeom.linear.atlas import ClosedFormAtlas
 from flowgeom.linear.bounds import NormBound, SafeLearningRate, flow_norm_bound, safe_learning_rate
 from flowgeom.linear.charts import StratumChart, apply_gauge, charts_for_stratum, family_names, make_chart, random_gauge
 from flowgeom.linear.measure import build_strata_dataset, paper_bounds, strata_table
@@ -26,7 +29,7 @@ from flowgeom.linear.strata import KINDS, Stratum, classify_point, enumerate_str
 from flowgeom.linear.theory import transition_theory
 
 __all__ = [
-    "KINDS", "NormBound", "SafeLearningRate", "Stratum", "StratumChart", "apply_gauge", "build_strata_dataset",
+    "ClosedFormAtlas", "KINDS", "NormBound", "SafeLearningRate", "Stratum", "StratumChart", "apply_gauge", "build_strata_dataset",
     "charts_for_stratum", "classify_point", "enumerate_strata", "family_names", "flow_norm_bound", "format_label",
     "learned_set", "make_chart", "paper_bounds", "parse_label", "random_gauge", "safe_learning_rate",
     "strata_table", "transition_theory",

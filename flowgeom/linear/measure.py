@@ -70,35 +70,20 @@ Dimensions and codimensions are invariant under a diffeomorphism.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from flowgeom._version import __version__
-from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, stable_codimension
-from flowgeom.models.deep_linear import DeepLinearNetwork
-from flowgeom.linear.strata import Stratum, _problem_parts, enumerate_strata
-from flowgeom.linear.charts import RANK_RTOL, charts_for_stratum
-from flowgeom.critical.refinement import local_dimension
+from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL
+from flowgeom.linear.strata import enumerate_strata
+from flowgeom.linear.charts import RANK_RTOL
 
 __all__ = [
     "paper_bounds",
     "build_strata_dataset",
     "strata_table",
-    "LOCAL_DIM_MAX",
-    "CHART_RANK_MAX",
+    "add_paper_columns",
 ]
-
-LOCAL_DIM_MAX = 200
-"""``local_dim="auto"`` measures the local dimension by refinement clouds up to this many parameters."""
-
-CHART_RANK_MAX = 2000
-"""``chart_rank="auto"`` computes the chart's Jacobian rank up to this many parameters."""
-
-# A point counts as critical when ||grad L|| <= this * max(1, ||theta||)^(H+1) * max(1, s_max):
-# round-off of the gradient of a product of H+1 factors. Points failing it are still recorded.
-GRAD_ROUNDOFF = 1e-12
 
 
 def paper_bounds(widths: Sequence[int], rank: int) -> tuple[int, int, int]:
@@ -121,18 +106,6 @@ def paper_bounds(widths: Sequence[int], rank: int) -> tuple[int, int, int]:
     return DC, US, US - DC
 
 
-def _layer_ranks(W, tol=1e-9):
-    out = []
-    for Wj in W:
-        sv = np.linalg.svd(Wj, compute_uv=False)
-        out.append(int(np.sum(sv > tol * max(1.0, sv[0] if sv.size else 0.0))) if sv.size and sv[0] > 0 else 0)
-    return ",".join(str(k) for k in out)
-
-
-def _seed_for(seed, learned, family_index):
-    return np.random.default_rng([int(seed), len(learned), *[int(i) + 1 for i in learned], 1000 + family_index])
-
-
 def build_strata_dataset(
     problem,
     *,
@@ -150,211 +123,82 @@ def build_strata_dataset(
     chart_rank: bool | str = "auto",
     store_points: bool | str = "auto",
     progress: bool = False,
+    atlas=None,
 ):
-    r"""Build the ``strata`` Dataset (DESIGN.md): per stratum, measured linearization beside the paper's counts.
+    r"""The ``strata`` Dataset of a deep linear problem: measured linearization beside the paper's counts.
+
+    Builds (or takes) the :class:`flowgeom.linear.ClosedFormAtlas` of ``problem``, measures the
+    selected strata (:meth:`~flowgeom.linear.ClosedFormAtlas.measure`: ``points_per_stratum`` points
+    per family drawn through the charts, inertia, chart rank, refinement-cloud dimension), writes the
+    generic Dataset of :func:`flowgeom.critical.dataset.strata_dataset` and joins the paper's
+    columns (``paper_dim_bound``, ``paper_escape_bound``, ``paper_codim_bound``, ``paper_kind``,
+    ``contradicts_paper``, ``paper_check``).
 
     Parameters
     ----------
     problem : Problem
-        The atlas is computed on its canonical loss (see the module docstring for non-whitened data).
     ranks, sets, top_only
-        Stratum selection, as in :func:`flowgeom.critical.enumerate_strata`. Default: all
-        :math:`2^{d_y}` strata.
-    points_per_stratum : int, default 3
-        Points drawn per family of each stratum (H = 1 has one family, ``"outer"``, the whole
-        stratum; H >= 2 has several, see :func:`flowgeom.critical.manifolds.family_names`).
-    seed : int, default 0
-        Root seed; each (stratum, family) gets its own generator derived from (seed, S, family),
-        so results do not depend on which other strata are selected.
-    families : sequence of str, optional
-        Override the families sampled (families invalid for a stratum are skipped).
-    inertia_method : str, default "auto"
-        Passed to :func:`flowgeom.linearize.hessian_inertia` (``"dense"``, ``"ldl"``, ``"lanczos"``).
-    zero_rtol : float, default ``ZERO_RTOL`` (1e-8)
-        Hessian zero tolerance relative to its spectral norm.
-    gap_min : float, default ``GAP_MIN`` (1e3)
-        Spectral gap required for a decided inertia.
-    rank_rtol : float, default ``RANK_RTOL`` (1e-8)
-        Relative singular-value cutoff for the chart's Jacobian rank.
-    local_dim : bool or "auto", default "auto"
-        Measure the local dimension of the critical set by refinement clouds
-        (:func:`flowgeom.critical.refine.local_dimension`); "auto": when n <= ``LOCAL_DIM_MAX``.
-    chart_rank : bool or "auto", default "auto"
-        Compute the chart's Jacobian rank (complex step + SVD); "auto": when n <= ``CHART_RANK_MAX``.
+        Stratum selection, as in :func:`flowgeom.linear.enumerate_strata`. Default: all strata.
+    points_per_stratum, seed, families, inertia_method, zero_rtol, gap_min, rank_rtol, local_dim, chart_rank
+        See :class:`flowgeom.linear.ClosedFormAtlas`.
     store_points : bool or "auto", default "auto"
-        Store the sampled parameter vectors (``point_theta``, dims point x param); "auto": n <= 20000.
+        Keep ``point_theta`` (dims point x param); "auto": when n <= 20000.
     progress : bool, default False
-        Show a tqdm progress bar over strata.
+        A progress bar over strata.
+    atlas : ClosedFormAtlas, optional
+        Measure in this atlas (it keeps the measurements) instead of a new one.
 
     Returns
     -------
     xarray.Dataset
-        Dimension ``stratum`` (coords ``label``, ``rank``, ``critical_value``) with ``n_negative``,
-        ``n_zero``, ``n_positive`` (values at the stratum's most common point type) and their
-        ``_min``/``_max`` over all sampled points, ``manifold_dim`` (+ ``_min``/``_max``),
-        ``morse_bott``, ``stable_codim``, ``stable_codim_lower``, ``escape_dim``, ``kind``,
-        ``kind_closed_form``, ``paper_kind``, ``paper_dim_bound``, ``paper_escape_bound``,
-        ``paper_codim_bound``, ``contradicts_paper``, ``paper_check`` (text), ``n_points``,
-        ``max_grad_norm``, ``max_loss_error``; dimension ``point`` with the per-point measurements
-        (``point_stratum`` indexes ``stratum``).
-
-    Notes
-    -----
-    Per point: ``manifold_dim`` is, for H = 1, the rank of the chart's Jacobian (the chart is onto
-    the stratum, Lemma 2), cross-checked by the refinement-cloud dimension (``point_local_dim``);
-    for H >= 2 the chart covers one family only, so ``manifold_dim`` is the refinement-cloud
-    dimension of the critical set (-1 where the cloud shows that the critical set is not a
-    manifold there, e.g. at the origin for H >= 2). ``morse_bott`` is ``n_zero == manifold_dim``.
-    ``stable_codim`` is :math:`n_-` at Morse–Bott points and -1 ("undecided by linearization")
-    elsewhere (see :mod:`flowgeom.linearize`); ``stable_codim_lower`` = :math:`n_-` is a lower
-    bound valid at every point.
-
-    Per stratum: ``manifold_dim`` is the largest dimension measured on it; ``morse_bott`` holds when
-    every sampled point is Morse–Bott; ``stable_codim`` is the smallest :math:`n_-` when all points
-    are Morse–Bott (the set flowing into a union of pieces has the smallest codimension of its
-    pieces), else -1; ``kind`` is ``"global_min"`` for r = d_y, ``"non_strict_saddle"`` when some
-    sampled point has no negative eigenvalue, else ``"strict_saddle"``.
+        One row per selected stratum (coords ``label``, ``rank``, ``critical_value``) and one per
+        sampled point; see :func:`flowgeom.critical.dataset.strata_dataset`.
     """
-    import xarray as xr
+    from flowgeom.critical.dataset import strata_dataset
+    from flowgeom.linear.atlas import ClosedFormAtlas, learned_key
 
-    widths, s = _problem_parts(problem)
-    H = len(widths) - 2
-    dx, dy = widths[0], widths[-1]
-    if isinstance(points_per_stratum, bool) or not isinstance(points_per_stratum, (int, np.integer)) or points_per_stratum < 1:
-        raise ValueError(f"`points_per_stratum` must be a positive int; got {points_per_stratum!r}.")
-    for name, val in (("local_dim", local_dim), ("chart_rank", chart_rank), ("store_points", store_points)):
-        if val not in (True, False, "auto"):
-            raise ValueError(f"`{name}` must be True, False or 'auto'; got {val!r}.")
+    if store_points not in (True, False, "auto"):
+        raise ValueError(f"`store_points` must be True, False or 'auto'; got {store_points!r}.")
     strata = enumerate_strata(problem, ranks=ranks, sets=sets, top_only=top_only)
-    net = DeepLinearNetwork.canonical(widths, s)
-    n = net.n_params
-    do_local = (n <= LOCAL_DIM_MAX) if local_dim == "auto" else bool(local_dim)
-    do_chart = (n <= CHART_RANK_MAX) if chart_rank == "auto" else bool(chart_rank)
-    do_store = (n <= 20000) if store_points == "auto" else bool(store_points)
-    grad_ok_scale = GRAD_ROUNDOFF * max(1.0, float(s[0]))
+    if atlas is None:
+        atlas = ClosedFormAtlas(problem, points_per_stratum=points_per_stratum, seed=seed, families=families,
+                                inertia_method=inertia_method, zero_rtol=zero_rtol, gap_min=gap_min,
+                                rank_rtol=rank_rtol, local_dim=local_dim, chart_rank=chart_rank)
+    keys = [learned_key(st.learned) for st in strata]
+    atlas.measure(keys, progress=progress)
+    ds = strata_dataset(atlas, keys)
+    if store_points is False or (store_points == "auto" and atlas.model.n_params > 20000):
+        ds = ds.drop_vars("point_theta", errors="ignore")
+    return add_paper_columns(ds)
 
-    P = {k: [] for k in (
-        "stratum", "family", "label", "grad_norm", "loss", "loss_error", "n_negative", "n_zero", "n_positive",
-        "zero_tol", "gap", "min_eigenvalue", "inertia_decided", "chart_dim", "chart_gap", "local_dim",
-        "local_smooth", "local_residual", "manifold_dim", "morse_bott", "stable_codim", "stable_codim_lower",
-        "layer_ranks", "reason", "is_critical",
-    )}
-    thetas = []
-    iterator = enumerate(strata)
-    if progress:
-        from tqdm import tqdm
 
-        iterator = tqdm(iterator, total=len(strata), desc="strata")
-    for k, st in iterator:
-        charts = charts_for_stratum(problem, st.learned)
-        if families is not None:
-            charts = []
-            for f in families:
-                try:
-                    charts.extend(charts_for_stratum(problem, st.learned, families=[f]))
-                except ValueError:
-                    continue
-        for fi, ch in enumerate(charts):
-            rng = _seed_for(seed, st.learned, fi)
-            for _ in range(points_per_stratum):
-                z = ch.sample(rng)
-                th = ch.point(z)
-                g = float(np.linalg.norm(net.grad(th)))
-                L = float(net.loss(th))
-                inr = hessian_inertia(net, th, method=inertia_method, zero_rtol=zero_rtol, gap_min=gap_min)
-                if do_chart:
-                    cdim, cgap = ch.tangent_dim(z, rtol=rank_rtol)
-                else:
-                    cdim, cgap = -1, np.nan
-                if do_local:
-                    ld = local_dimension(net, th, rng=rng, zero_rtol=zero_rtol)
-                    ldim, lsmooth, lres = ld.dim, ld.smooth, ld.residual
-                else:
-                    ldim, lsmooth, lres = -1, False, np.nan
-                if H == 1:
-                    mdim = cdim if cdim >= 0 else -1
-                else:
-                    mdim = ldim if (do_local and lsmooth) else -1
-                codim, lower, reason = stable_codimension(inr, mdim)
-                if H == 1 and do_local and cdim >= 0 and ldim != cdim:
-                    reason += f"; WARNING chart rank {cdim} != refinement-cloud dimension {ldim}"
-                crit_scale = grad_ok_scale * max(1.0, float(np.linalg.norm(th))) ** (H + 1)
-                P["stratum"].append(k)
-                P["family"].append(ch.family)
-                P["label"].append(ch.label)
-                P["grad_norm"].append(g)
-                P["loss"].append(L)
-                P["loss_error"].append(abs(L - st.critical_value))
-                P["n_negative"].append(inr.n_negative)
-                P["n_zero"].append(inr.n_zero)
-                P["n_positive"].append(inr.n_positive)
-                P["zero_tol"].append(inr.zero_tol)
-                P["gap"].append(inr.gap)
-                P["min_eigenvalue"].append(float(inr.eigenvalues[0]) if inr.eigenvalues is not None and inr.eigenvalues.size else np.nan)
-                P["inertia_decided"].append(bool(inr.decided))
-                P["chart_dim"].append(int(cdim))
-                P["chart_gap"].append(float(cgap))
-                P["local_dim"].append(int(ldim))
-                P["local_smooth"].append(bool(lsmooth))
-                P["local_residual"].append(float(lres))
-                P["manifold_dim"].append(int(mdim))
-                P["morse_bott"].append(bool(inr.decided and mdim >= 0 and inr.n_zero == mdim))
-                P["stable_codim"].append(int(codim))
-                P["stable_codim_lower"].append(int(lower))
-                P["layer_ranks"].append(_layer_ranks(net.unpack(th)))
-                P["reason"].append(reason)
-                P["is_critical"].append(bool(g <= crit_scale))
-                if do_store:
-                    thetas.append(th)
+def add_paper_columns(ds):
+    r"""Join the paper's counts onto a deep linear ``strata`` Dataset and flag contradictions.
 
-    pst = np.array(P["stratum"], dtype=np.int64)
-    rows = {key: [] for key in (
-        "n_negative", "n_zero", "n_positive", "n_negative_min", "n_negative_max", "n_zero_min", "n_zero_max",
-        "n_positive_min", "n_positive_max", "manifold_dim", "manifold_dim_min", "manifold_dim_max", "morse_bott",
-        "stable_codim", "stable_codim_lower", "escape_dim", "kind", "kind_closed_form", "paper_kind",
-        "paper_dim_bound", "paper_escape_bound", "paper_codim_bound", "contradicts_paper", "paper_check",
-        "n_points", "max_grad_norm", "max_loss_error",
-    )}
-    for k, st in enumerate(strata):
-        idx = np.nonzero(pst == k)[0]
-        trip = [(P["n_negative"][i], P["n_zero"][i], P["n_positive"][i]) for i in idx]
-        mode = Counter(trip).most_common(1)[0][0]
-        for j, name in enumerate(("n_negative", "n_zero", "n_positive")):
-            vals = [t[j] for t in trip]
-            rows[name].append(mode[j])
-            rows[name + "_min"].append(min(vals))
-            rows[name + "_max"].append(max(vals))
-        md = [P["manifold_dim"][i] for i in idx]
-        known = [d for d in md if d >= 0]
-        rows["manifold_dim"].append(max(known) if known else -1)
-        rows["manifold_dim_min"].append(min(md))
-        rows["manifold_dim_max"].append(max(md))
-        mb_all = all(P["morse_bott"][i] for i in idx)
-        rows["morse_bott"].append(bool(mb_all))
-        rows["stable_codim"].append(int(min(P["n_negative"][i] for i in idx)) if mb_all else -1)
-        lowers = [P["stable_codim_lower"][i] for i in idx]
-        rows["stable_codim_lower"].append(min(lowers) if all(v >= 0 for v in lowers) else -1)
-        esc = mode[0] + mode[1]
-        rows["escape_dim"].append(esc)
-        if st.rank == dy:
-            kind = "global_min"
-        elif any(P["n_negative"][i] == 0 for i in idx):
-            kind = "non_strict_saddle"
-        else:
-            kind = "strict_saddle"
-        rows["kind"].append(kind)
-        rows["kind_closed_form"].append(st.kind)
-        rows["paper_kind"].append(
-            ("global_min" if st.rank == dy else "strict_saddle") if H == 1 else "n/a"
-        )
-        DC, US, PC = paper_bounds(widths, st.rank)
-        rows["paper_dim_bound"].append(DC)
-        rows["paper_escape_bound"].append(US)
-        rows["paper_codim_bound"].append(PC)
-        notes = []
-        contra = False
-        mdim = rows["manifold_dim"][-1]
-        if DC >= 0:
+    Adds ``paper_dim_bound`` (:math:`D_C^r`), ``paper_escape_bound`` (:math:`U_S^r`),
+    ``paper_codim_bound`` (:math:`U_S^r - D_C^r`), -1 where the paper gives none (:func:`paper_bounds`);
+    ``paper_kind`` (Proposition 2: strict saddles below rank d_y, H = 1 only), ``contradicts_paper`` and
+    the text ``paper_check``: measured dimension against :math:`D_C^r` (Lemma 3), the smallest
+    :math:`n_0 + n_-` against :math:`U_S^r` (Lemma 4), the stable codimension against the paper's.
+    """
+    widths = tuple(int(w) for w in ds.attrs["widths"])
+    H = len(widths) - 2
+    dy = widths[-1]
+    K = ds.sizes["stratum"]
+    cols = {k: [] for k in ("paper_dim_bound", "paper_escape_bound", "paper_codim_bound", "paper_kind",
+                           "contradicts_paper", "paper_check")}
+    for i in range(K):
+        r = int(ds["rank"].values[i])
+        DC, US, PC = paper_bounds(widths, r)
+        cols["paper_dim_bound"].append(DC)
+        cols["paper_escape_bound"].append(US)
+        cols["paper_codim_bound"].append(PC)
+        paper_kind = ("global_min" if r == dy else "strict_saddle") if H == 1 else "n/a"
+        cols["paper_kind"].append(paper_kind)
+        notes, contra = [], False
+        measured = bool(ds["measured"].values[i])
+        if DC >= 0 and measured:
+            mdim = int(ds["manifold_dim"].values[i])
             if mdim > DC:
                 notes.append(f"dim {mdim} > D_C {DC}: Lemma 3 violated")
                 contra = True
@@ -362,93 +206,41 @@ def build_strata_dataset(
                 notes.append(f"dim {mdim} = D_C (bound attained)")
             elif mdim >= 0:
                 notes.append(f"dim {mdim} < D_C {DC}")
-            esc_min = min(P["n_negative"][i] + P["n_zero"][i] for i in idx)
+            pts = ds["point_stratum"].values == i
+            esc_min = int(np.min(ds["point_n_negative"].values[pts] + ds["point_n_zero"].values[pts]))
             if esc_min < US:
                 notes.append(f"n0+n- = {esc_min} < U_S {US}: Lemma 4 violated")
                 contra = True
             else:
                 notes.append(f"n0+n- = {esc_min} >= U_S {US}")
-            sc = rows["stable_codim"][-1]
-            if sc >= 0 and sc < PC:
+            sc = int(ds["stable_codim"].values[i])
+            if 0 <= sc < PC:
                 notes.append(f"stable codim {sc} < paper codim {PC}" + (" (< 2: paper's 'dim X - 2' fails)" if sc < 2 else ""))
                 contra = True
             elif sc >= 0:
                 notes.append(f"stable codim {sc} >= paper codim {PC}")
-        if H == 1 and rows["kind"][-1] != rows["paper_kind"][-1]:
-            notes.append(f"kind {rows['kind'][-1]} != Proposition 2's {rows['paper_kind'][-1]}")
+        if H == 1 and measured and str(ds["kind"].values[i]) != paper_kind:
+            notes.append(f"kind {ds['kind'].values[i]} != Proposition 2's {paper_kind}")
             contra = True
-        rows["contradicts_paper"].append(bool(contra))
-        rows["paper_check"].append("; ".join(notes) if notes else "no paper count for this stratum")
-        rows["n_points"].append(int(idx.size))
-        rows["max_grad_norm"].append(float(max(P["grad_norm"][i] for i in idx)))
-        rows["max_loss_error"].append(float(max(P["loss_error"][i] for i in idx)))
-
-    str_vars = {"kind", "kind_closed_form", "paper_kind", "paper_check"}
-    data_vars = {}
-    for key, vals in rows.items():
-        if key in str_vars:
-            data_vars[key] = ("stratum", np.array(vals, dtype=object))
-        elif key in ("morse_bott", "contradicts_paper"):
-            data_vars[key] = ("stratum", np.array(vals, dtype=bool))
-        elif key in ("max_grad_norm", "max_loss_error"):
-            data_vars[key] = ("stratum", np.array(vals, dtype=np.float64))
-        else:
-            data_vars[key] = ("stratum", np.array(vals, dtype=np.int64))
-    pstr = {"family", "label", "layer_ranks", "reason"}
-    pbool = {"inertia_decided", "local_smooth", "morse_bott", "is_critical"}
-    pfloat = {"grad_norm", "loss", "loss_error", "zero_tol", "gap", "min_eigenvalue", "chart_gap", "local_residual"}
-    for key, vals in P.items():
-        if key in pstr:
-            arr = np.array(vals, dtype=object)
-        elif key in pbool:
-            arr = np.array(vals, dtype=bool)
-        elif key in pfloat:
-            arr = np.array(vals, dtype=np.float64)
-        else:
-            arr = np.array(vals, dtype=np.int64)
-        data_vars["point_" + key] = ("point", arr)
-    if do_store and thetas:
-        data_vars["point_theta"] = (("point", "param"), np.array(thetas))
-    coords = {
-        "label": ("stratum", np.array([st.label for st in strata], dtype=object)),
-        "rank": ("stratum", np.array([st.rank for st in strata], dtype=np.int64)),
-        "critical_value": ("stratum", np.array([st.critical_value for st in strata], dtype=np.float64)),
-    }
-    attrs = dict(problem.attrs()) if hasattr(problem, "attrs") else {}
-    attrs.update(
-        {
-            "flowgeom_version": __version__,
-            "widths": list(widths),
-            "singular_values": [float(v) for v in s],
-            "depth_H": H,
-            "seed": int(seed),
-            "atlas_coordinates": "canonical",  # not "coordinates": a reserved CF attribute in netCDF
-            "loss_offset": float(getattr(problem, "loss_offset", 0.0)),
-            "dim_X": int(n),
-            "points_per_stratum": int(points_per_stratum),
-            "inertia_method": str(inertia_method),
-            "zero_rtol": float(zero_rtol),
-            "gap_min": float(gap_min),
-            "rank_rtol": float(rank_rtol),
-            "local_dim_measured": int(bool(do_local)),
-            "chart_rank_measured": int(bool(do_chart)),
-            "manifold_dim_source": "chart Jacobian rank (H = 1)" if H == 1 else "refinement-cloud local dimension (H >= 2)",
-            "stable_codim_rule": "n_negative where every sampled point is Morse-Bott; -1 = undecided by linearization",
-            "paper_bounds": "D_C^r (Lemma 3), U_S^r (Lemma 4), U_S^r - D_C^r (Proof 2); H = 1, 1 <= r <= d_y - 1 only",
-        }
-    )
-    if "whitened" not in attrs:
-        attrs["whitened"] = True
-    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+        if not measured:
+            notes.append("not measured")
+        cols["contradicts_paper"].append(bool(contra))
+        cols["paper_check"].append("; ".join(notes) if notes else "no paper count for this stratum")
+    for name, vals in cols.items():
+        arr = np.array(vals, dtype=object) if name in ("paper_kind", "paper_check") else np.asarray(vals)
+        ds[name] = ("stratum", arr)
+    ds.attrs["paper_bounds"] = "D_C^r (Lemma 3), U_S^r (Lemma 4), U_S^r - D_C^r (Proof 2); H = 1, 1 <= r <= d_y - 1 only"
+    return ds
 
 
 def strata_table(ds) -> str:
-    r"""A short human-readable table of a ``strata`` Dataset: measured numbers beside the paper's.
+    r"""A short human-readable table of a ``strata`` Dataset (any model): measured numbers beside the paper's.
 
     Columns: label, r, critical value, inertia (n-, n0, n+; ranges ``a..b`` where points differ),
-    manifold dimension, Morse–Bott, stable codimension (``-`` undecided), kind, then
-    :math:`D_C^r`, :math:`n_0+n_-` vs :math:`U_S^r`, the paper's codimension, and a flag ``!``
-    where a measured number contradicts the paper.
+    manifold dimension, Morse–Bott, stable codimension (``-`` undecided), kind, then, where the
+    Dataset has them (deep linear problems), :math:`D_C^r`, :math:`n_0+n_-` vs :math:`U_S^r`, the
+    paper's codimension, and a flag ``!`` where a measured number contradicts the paper. Unmeasured
+    strata show ``.``.
     """
     def rng_(name, i):
         lo, hi = int(ds[name + "_min"].values[i]), int(ds[name + "_max"].values[i])
@@ -458,18 +250,32 @@ def strata_table(ds) -> str:
         v = int(v)
         return "-" if v < 0 else str(v)
 
+    paper = "paper_dim_bound" in ds
+    measured = ds["measured"].values if "measured" in ds else np.ones(ds.sizes["stratum"], dtype=bool)
     w = ds.attrs.get("widths", [])
     head = (
         f"strata of widths {tuple(w)}, s = {tuple(ds.attrs.get('singular_values', []))}, "
         f"dim X = {ds.attrs.get('dim_X', '?')}"
     )
-    cols = ["label", "r", "L*", "n-", "n0", "n+", "dim", "MB", "codim", "kind", "D_C", "n0+n-", "U_S", "paper codim", "!"]
+    if "n_strata_total" in ds.attrs:
+        head += f"; {int(np.sum(measured))} measured of {ds.sizes['stratum']} listed, {ds.attrs['n_strata_total']} in all"
+    offset = float(ds.attrs.get("loss_offset", 0.0))
+    if offset:
+        head += f"; data loss = critical value + {offset:.6g}"
+    cols = ["label", "r", "L*", "n-", "n0", "n+", "dim", "MB", "codim", "kind"]
+    if paper:
+        cols += ["D_C", "n0+n-", "U_S", "paper codim", "!"]
     rows = []
     for i in range(ds.sizes["stratum"]):
-        rows.append([
-            str(ds["label"].values[i]),
-            str(int(ds["rank"].values[i])),
-            f"{float(ds['critical_value'].values[i]):.4g}",
+        base = [str(ds["label"].values[i]), opt(ds["rank"].values[i]), f"{float(ds['critical_value'].values[i]):.4g}"]
+        if not measured[i]:
+            row = base + ["."] * 6 + [str(ds["kind_closed_form"].values[i]) if "kind_closed_form" in ds else "."]
+            if paper:
+                row += [opt(ds["paper_dim_bound"].values[i]), ".", opt(ds["paper_escape_bound"].values[i]),
+                        opt(ds["paper_codim_bound"].values[i]), ""]
+            rows.append(row)
+            continue
+        row = base + [
             rng_("n_negative", i),
             rng_("n_zero", i),
             rng_("n_positive", i),
@@ -477,19 +283,24 @@ def strata_table(ds) -> str:
             "yes" if bool(ds["morse_bott"].values[i]) else "no",
             opt(ds["stable_codim"].values[i]),
             str(ds["kind"].values[i]),
-            opt(ds["paper_dim_bound"].values[i]),
-            str(int(ds["escape_dim"].values[i])),
-            opt(ds["paper_escape_bound"].values[i]),
-            opt(ds["paper_codim_bound"].values[i]),
-            "!" if bool(ds["contradicts_paper"].values[i]) else "",
-        ])
+        ]
+        if paper:
+            row += [
+                opt(ds["paper_dim_bound"].values[i]),
+                str(int(ds["escape_dim"].values[i])),
+                opt(ds["paper_escape_bound"].values[i]),
+                opt(ds["paper_codim_bound"].values[i]),
+                "!" if bool(ds["contradicts_paper"].values[i]) else "",
+            ]
+        rows.append(row)
     widths_ = [max(len(c), *(len(r[j]) for r in rows)) if rows else len(c) for j, c in enumerate(cols)]
-    fmt = lambda r: "  ".join(x.rjust(widths_[j]) if j else x.ljust(widths_[j]) for j, x in enumerate(r))
+    fmt = lambda r: "  ".join(x.rjust(widths_[j]) if j else x.ljust(widths_[j]) for j, x in enumerate(r))  # noqa: E731
     lines = [head, fmt(cols), fmt(["-" * x for x in widths_])]
     lines += [fmt(r) for r in rows]
-    flagged = [i for i in range(ds.sizes["stratum"]) if bool(ds["contradicts_paper"].values[i])]
-    if flagged:
-        lines.append("! contradicts the paper:")
-        for i in flagged:
-            lines.append(f"  {ds['label'].values[i]}: {ds['paper_check'].values[i]}")
+    if paper:
+        flagged = [i for i in range(ds.sizes["stratum"]) if bool(ds["contradicts_paper"].values[i])]
+        if flagged:
+            lines.append("! contradicts the paper:")
+            for i in flagged:
+                lines.append(f"  {ds['label'].values[i]}: {ds['paper_check'].values[i]}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ jax_model
 from flowgeom.models.base import Model, check_params, hessian_from_hvp
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.models.jax_model import JaxModel
-from flowgeom.models.mlp import MLP, teacher_student
+from flowgeom.models.mlp import MLP, mlp_for_problem, teacher_student
 
-__all__ = ["DeepLinearNetwork", "JaxModel", "MLP", "Model", "check_params", "hessian_from_hvp", "teacher_student"]
+__all__ = ["DeepLinearNetwork", "JaxModel", "MLP", "Model", "check_params", "hessian_from_hvp", "mlp_for_problem",
+           "teacher_student"]

@@ -9,8 +9,8 @@ Ganguli 2014; Jacot et al. 2021). This package
    :mod:`~flowgeom.transitions.detect`): time intervals :math:`[t_{enter}, t_{exit}]` during
    which the state is near a critical point;
 2. identifies the visited stratum (:mod:`~flowgeom.transitions.identify`:
-   :class:`AtlasIdentifier` for linear networks, against the closed-form atlas of
-   :mod:`flowgeom.critical`; :class:`RefineIdentifier` for any model, refining the plateau
+   :class:`AtlasIdentifier`, which locates a plateau point in an atlas (:mod:`flowgeom.critical.atlas`),
+   the same for every model; formerly a second identifier refined the plateau
    point to a critical point and deduplicating up to symmetries);
 3. builds the directed graph of observed transitions (:func:`build_transition_graph`, in
    :mod:`~flowgeom.transitions.graph`): counts, probabilities with Wilson intervals, dwell
@@ -52,7 +52,7 @@ from flowgeom.transitions.identify import (
     UNIDENTIFIED,
     AtlasIdentifier,
     Identifier,
-    RefineIdentifier,
+    node_of,
     StratumNode,
     format_inertia,
     parse_inertia,
@@ -70,7 +70,7 @@ __all__ = [
     "TransitionGraph",
     "Identifier",
     "AtlasIdentifier",
-    "RefineIdentifier",
+    "node_of",
     "detect_visits",
     "build_transition_graph",
     "transition_theory",

@@ -19,13 +19,7 @@ import xarray as xr
 from flowgeom.models.base import Model
 from flowgeom.problem import Problem
 from flowgeom.transitions._common import _check_positive
-from flowgeom.transitions.identify import (
-    UNIDENTIFIED,
-    AtlasIdentifier,
-    Identifier,
-    RefineIdentifier,
-    StratumNode,
-)
+from flowgeom.transitions.identify import UNIDENTIFIED, AtlasIdentifier, Identifier, StratumNode
 
 __all__ = [
     "Visits",
@@ -358,8 +352,8 @@ def detect_visits(
         a plateau is then where the loss changes slowly in log-time compared with what
         remains to be learned.
     identify : Identifier, optional
-        Maps a plateau point to a stratum. Default: :class:`AtlasIdentifier` for a Problem,
-        :class:`RefineIdentifier` for a bare model.
+        Maps a plateau point to a stratum. Default: :class:`AtlasIdentifier` of the atlas of
+        ``model_or_problem`` (closed form for a Problem, a search for a bare model).
     coordinates : {"auto", "canonical", "original"}, default "auto"
         For a Problem: the coordinates the trajectories were integrated in.
     loss_rtol : float, default 0.05
@@ -413,16 +407,12 @@ def detect_visits(
     if time_scale is not None:
         time_scale = _check_positive("time_scale", time_scale)
     ts, ys, loss, gnorm, _ = _traj_arrays(traj)
-    if isinstance(model_or_problem, Problem):
-        if identify is None:
-            identify = AtlasIdentifier(model_or_problem, strata, coordinates=coordinates)
-    elif isinstance(model_or_problem, Model):
-        if identify is None:
-            identify = RefineIdentifier(model_or_problem)
-    else:
-        raise TypeError(
-            f"`model_or_problem` must be a flowgeom.Problem or a flowgeom.Model; got {type(model_or_problem).__name__}."
-        )
+    if identify is None:
+        if isinstance(model_or_problem, Problem):
+            from flowgeom.linear.atlas import ClosedFormAtlas
+
+            model_or_problem = ClosedFormAtlas(model_or_problem, coordinates=coordinates)
+        identify = AtlasIdentifier(model_or_problem)
     if not callable(identify):
         raise TypeError(f"`identify` must be callable (an Identifier); got {type(identify).__name__}.")
     if strata is not None:
@@ -430,9 +420,8 @@ def detect_visits(
     else:
         level_nodes = list(getattr(identify, "nodes", ()))
     lv = _levels_and_gaps(level_nodes) if level_nodes else None
-    offset = 0.0
-    if isinstance(identify, AtlasIdentifier):
-        offset = identify._offset  # loss levels of the original coordinates include the constant
+    # the model's loss carries the data offset above the critical values
+    offset = float(getattr(identify, "loss_offset", 0.0))
     if lv is not None and offset:
         lv = (lv[0] + offset, lv[1])
 

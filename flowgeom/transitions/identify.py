@@ -3,30 +3,25 @@ r"""Identification of plateaus: which stratum (critical set) a plateau point is 
 A node of the transition graph is a :class:`StratumNode` (label, rank, critical value, inertia,
 kind); an :class:`Identifier` maps a plateau point :math:`\theta` to the node of the stratum it
 is near, or to None for a slow passage that is near no critical point.
-:class:`AtlasIdentifier` matches a deep linear network's end-to-end product against the
-closed-form atlas of :mod:`flowgeom.critical`; :class:`RefineIdentifier` works for any model
-by refining the point to a critical point and deduplicating up to symmetries. GraphML encodes
+:class:`AtlasIdentifier` locates it with an atlas (:mod:`flowgeom.critical.atlas`), the same
+for every model: the closed form of a deep linear network or a searched atlas. GraphML encodes
 an inertia as a string (:func:`format_inertia`, :func:`parse_inertia`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from flowgeom._types import FloatArray
-from flowgeom.models.base import Model
-from flowgeom.models.deep_linear import DeepLinearNetwork
-from flowgeom.problem import Problem
-from flowgeom.transitions._common import _check_positive
 
 __all__ = [
     "StratumNode",
     "Identifier",
     "AtlasIdentifier",
-    "RefineIdentifier",
+    "node_of",
     "parse_inertia",
     "format_inertia",
     "UNIDENTIFIED",
@@ -40,21 +35,6 @@ UNIDENTIFIED = "?"
 
 MINIMUM_KINDS = ("global_min", "local_min", "minimum")
 """Node kinds that may be sinks of the graph (every other sink is reported)."""
-
-
-# Plateau points are matched to the atlas with the entrywise tolerance
-# ||P - Sigma_S||_max <= ATLAS_MATCH_RTOL * s_min. Any value below 1/2 matches at most one
-# stratum (two Sigma_S differ by >= s_min in some entry); 0.1 accepts plateau points whose
-# product is within 10% of s_min of the stratum and rejects slow passages that only cross a
-# critical *value* (their product is off by a sizeable fraction of a mode).
-ATLAS_MATCH_RTOL = 0.1
-
-# A refined critical point farther than this (relative to 1 + ||theta*||) from the plateau point
-# does not explain the plateau: the candidate is rejected as a passage.
-REFINE_MAX_STEP_RTOL = 0.25
-
-# Largest model for which a dense Hessian is formed to measure an unknown inertia.
-DENSE_HESSIAN_MAX_PARAMS = 2000
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -214,263 +194,63 @@ class Identifier(Protocol):
 
 
 class AtlasIdentifier:
-    r"""Identify a plateau of a deep linear network against the closed-form atlas of strata.
+    r"""Identify plateau points with the critical sets of an atlas (any model).
 
-    The plateau point :math:`\theta` is mapped to canonical coordinates
-    (:meth:`flowgeom.Problem.to_canonical` when the flow runs in the original coordinates),
-    its end-to-end product :math:`\bar P = \bar W_{H+1}\cdots\bar W_1` is matched to the
-    stratum whose canonical end-to-end product :math:`\Sigma_S` it equals
-    (:func:`flowgeom.critical.classify_point`), and the match is accepted only if the loss is
-    also within ``loss_atol`` of the stratum's critical value. The end-to-end product is
-    invariant under the gauge symmetry :math:`W_j \to G_j W_j G_{j-1}^{-1}`, so points of one
-    gauge orbit get one label.
+    A plateau point :math:`\theta` with loss :math:`L` is located with
+    ``atlas.locate(theta, L, plateau=True)`` (:mod:`flowgeom.critical.atlas`): the closed form
+    of a deep linear network matches the canonical end-to-end product to a stratum's
+    :math:`\Sigma_S` and the loss to its value; a searched atlas refines the point to a critical
+    point nearby and matches that. A plateau no known set explains is passed to
+    ``atlas.grow(theta, plateau=True)`` when ``grow`` is True (a searched atlas adds the critical
+    point it refines to, if that point is near), else it is rejected as a slow passage.
 
     Parameters
     ----------
-    problem : Problem
-    strata : sequence of Stratum, optional
-        The atlas; default ``flowgeom.critical.enumerate_strata(problem)``.
-    coordinates : {"auto", "canonical", "original"}, default "auto"
-        The coordinates the trajectories were integrated in (as in :meth:`Problem.network`).
-    atol : float or None, default None
-        Entrywise tolerance of ``classify_point``; default ``ATLAS_MATCH_RTOL * s_min``
-        (0.1 s_min). A plateau point matching no stratum is not near a critical point (a slow
-        passage through a critical value): the identifier returns None and the candidate is
-        rejected.
-    loss_atol : float or None, default None
-        Largest accepted :math:`|L(\theta) - L_S|`; default half the smallest gap between
-        distinct critical values (so that the loss alone could not pick a wrong level).
-    inertia : {"atlas", "measure", "none"}, default "atlas"
-        Where node inertias come from: the atlas strata when they carry one, else measured
-        once per stratum with the dense Hessian at a balanced point of the stratum (H = 1
-        canonical diagonal point, see Notes) when the model is small; "measure" always
-        measures; "none" leaves them unknown.
-
-    Notes
-    -----
-    The measured inertia uses the balanced diagonal point :math:`W_j = \mathrm{diag}
-    (s_i^{1/(H+1)}, i \in S)` (zero elsewhere), a critical point of the canonical loss on the
-    stratum labelled by S. For H = 1 the inertia is the same at every point of a stratum
-    (checked on random points of the :mod:`flowgeom.critical` charts). For H >= 2 it is not:
-    a stratum holds families of points with different partial-product ranks (e.g. for widths
-    (4, 3, 3, 3), s = (4, 2, 1), stratum {0}: (0, 24, 6) on the balanced "tight" family,
-    (4, 16, 10) on the "outer" one); the node carries the balanced value, the family a
-    small initialization passes near (it stays balanced up to :math:`O(\varepsilon^2)`,
-    Lemma 1).
+    atlas : Atlas, flowgeom.Problem or Model
+        Resolved with :func:`flowgeom._resolve.as_atlas` (closed form for a Problem, search for a Model).
+    grow : bool, default True
+        Let plateaus at unknown critical points grow the atlas.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        strata: Sequence[Any] | None = None,
-        *,
-        coordinates: Literal["auto", "canonical", "original"] = "auto",
-        atol: float | None = None,
-        loss_atol: float | None = None,
-        inertia: Literal["atlas", "measure", "none"] = "atlas",
-    ):
-        if not isinstance(problem, Problem):
-            raise TypeError(f"`problem` must be a flowgeom.Problem; got {type(problem).__name__}.")
-        if coordinates not in ("auto", "canonical", "original"):
-            raise ValueError(f"`coordinates` must be 'auto', 'canonical' or 'original'; got {coordinates!r}.")
-        if inertia not in ("atlas", "measure", "none"):
-            raise ValueError(f"`inertia` must be 'atlas', 'measure' or 'none'; got {inertia!r}.")
-        if strata is None:
-            from flowgeom.linear.strata import enumerate_strata
+    def __init__(self, atlas, *, grow: bool = True):
+        from flowgeom._resolve import as_atlas
 
-            strata = enumerate_strata(problem)
-        strata = list(strata)
-        if not strata:
-            raise ValueError("`strata` is empty; pass the atlas (flowgeom.critical.enumerate_strata(problem)).")
-        self.problem = problem
-        self.strata = strata
-        if coordinates == "auto":
-            coordinates = "canonical" if problem.whitened else "original"
-        self.coordinates = coordinates
-        self.network = problem.network(coordinates) if coordinates == "original" else DeepLinearNetwork.canonical(
-            problem.widths, problem.singular_values
-        )
-        s_min = float(np.min(problem.singular_values))
-        self.atol = float(atol) if atol is not None else ATLAS_MATCH_RTOL * s_min
-        levels = np.unique([float(s.critical_value) for s in strata])
-        gaps = np.diff(levels)
-        self.loss_atol = float(loss_atol) if loss_atol is not None else (
-            0.5 * float(gaps.min()) if gaps.size else 0.5 * max(float(levels[0]), 1.0)
-        )
-        self._offset = float(problem.loss_offset) if coordinates == "original" else 0.0
-        nodes = []
-        for s in strata:
-            node = StratumNode.from_stratum(s)
-            if inertia == "none":
-                node = _replace(node, inertia=None)
-            elif (inertia == "measure" or node.inertia is None) and self.network.n_params <= DENSE_HESSIAN_MAX_PARAMS:
-                node = _replace(node, inertia=self._balanced_inertia(node))
-            nodes.append(node)
-        self._nodes = tuple(nodes)
+        self.atlas = as_atlas(atlas)
+        self.grow = bool(grow)
+        self.loss_offset = float(self.atlas.loss_offset)
 
     @property
     def nodes(self) -> Sequence[StratumNode]:
-        return self._nodes
-
-    def _balanced_inertia(self, node: StratumNode) -> tuple[int, int, int] | None:
-        if node.learned is None:
-            return None
-        pb = self.problem
-        net = DeepLinearNetwork.canonical(pb.widths, pb.singular_values)
-        H = pb.depth_H
-        W = []
-        for (dj, dj1) in net.shapes:
-            Wj = np.zeros((dj, dj1))
-            for i in node.learned:
-                Wj[i, i] = pb.singular_values[i] ** (1.0 / (H + 1))
-            W.append(Wj)
-        theta = net.pack(W)
-        from flowgeom.critical.linearization import hessian_inertia
-
-        inert = hessian_inertia(net, theta)
-        return inert.triple if min(inert.triple) >= 0 else None
+        return tuple(node_of(cs) for cs in self.atlas.sets())
 
     def __call__(self, theta: FloatArray | None, loss: float) -> StratumNode | None:
         if theta is None:
             # no states saved: identify by the critical value alone, only when unambiguous
-            hits = [n for n in self._nodes if abs(float(loss) - n.critical_value) <= self.loss_atol]
-            return hits[0] if len(hits) == 1 else None
-        from flowgeom.linear.strata import classify_point
-
-        theta = np.asarray(theta, dtype=np.float64)
-        P = self.network.end_to_end(theta)
-        if self.coordinates == "original":
-            P = self.problem.canonical_end_to_end(P)
-        idx = int(classify_point(self.problem, P, self.strata, atol=self.atol))
-        if idx < 0:
-            return None
-        node = self._nodes[idx]
-        if abs((float(loss) - self._offset) - node.critical_value) > self.loss_atol:
-            return None
-        return node
+            vals = np.array([cs.critical_value for cs in self.atlas.sets()])
+            level = float(loss) - self.loss_offset
+            gaps = np.diff(np.unique(vals))
+            half = 0.5 * float(gaps.min()) if gaps.size else 0.5 * max(1.0, abs(level))
+            hits = np.flatnonzero(np.abs(vals - level) <= half)
+            return node_of(self.atlas.sets()[int(hits[0])]) if hits.size == 1 else None
+        theta = np.asarray(theta, dtype=np.float64)[None, :]
+        key = int(self.atlas.locate(theta, np.array([float(loss)]), plateau=True)[0])
+        if key < 0 and self.grow:
+            key = int(self.atlas.grow(theta, plateau=True)[0])
+        return None if key < 0 else node_of(self.atlas.get(key))
 
 
-class RefineIdentifier:
-    r"""Identify plateaus of any model by refining to a critical point and deduplicating.
-
-    From the plateau point :math:`\theta_p`, a critical point :math:`\theta^\ast` with
-    :math:`\nabla L(\theta^\ast) = 0` is found (``refine``); it explains the plateau only if
-    :math:`\|\theta^\ast - \theta_p\| \le` ``max_step_rtol`` :math:`(1 + \|\theta^\ast\|)`
-    (otherwise None: the candidate was a passage, not a visit). It is then compared with the
-    critical points found so far: the same stratum when the critical values agree to
-    ``value_rtol`` and ``distance(theta_a, theta_b) <= distance_atol``. A new one gets the
-    label ``"c<k>"`` (k = 0, 1, ... in order of discovery), its critical value, and the inertia
-    of the dense Hessian at :math:`\theta^\ast` (:func:`flowgeom.linearize.hessian_inertia`);
-    kind ``strict_saddle`` when :math:`n_- > 0`, else ``minimum`` (not known to be global).
-
-    Parameters
-    ----------
-    model : Model
-    refine : callable or None, default None
-        ``refine(model, theta) -> theta_star``. Default:
-        :func:`flowgeom.nonlinear_critical.refine_critical` (Levenberg-Marquardt /
-        minimum-norm Newton on the gradient with the exact Hessian; moves orthogonally to a
-        critical manifold, so the step length is the distance to it).
-    distance : callable or None, default None
-        ``distance(theta_a, theta_b) -> float`` (or a tuple whose first item is the distance),
-        zero on a symmetry orbit, e.g. :meth:`flowgeom.mlp.MLP.orbit_distance` (permutations and
-        sign flips of hidden units). With it, two critical points are one stratum when their
-        values agree and their orbit distance is at most ``distance_atol``. Default None:
-        deduplicate by invariants alone -- the same critical value and the same inertia make
-        one stratum. Critical sets are usually manifolds (the gauge orbits of linear networks,
-        the redundant units of an over-parameterized MLP), on which pointwise and orbit
-        distances are not small between two points of one set; value and inertia are
-        constant along a symmetry orbit (Sylvester's law of inertia).
-    distance_atol : float, default 1e-4
-        Largest distance for "same stratum" (scaled by 1 + ||theta*||), when ``distance`` is
-        used.
-    value_rtol : float, default 1e-8
-        Tolerance on critical values, relative to 1 + |L|.
-    max_step_rtol : float, default ``REFINE_MAX_STEP_RTOL`` = 0.25
-    max_iter : int, default 200
-        Iteration budget of the default ``refine``. Newton converges quadratically at
-        non-degenerate and Morse-Bott critical points (a few iterations); at degenerate ones
-        (the origin of a deep linear network with H >= 2, where the loss is cubic) it is
-        linear and wanders along the degenerate directions, and the candidate is rejected.
-    """
-
-    def __init__(
-        self,
-        model: Model,
-        *,
-        refine: Callable[[Model, FloatArray], FloatArray] | None = None,
-        distance: Callable[[FloatArray, FloatArray], Any] | None = None,
-        distance_atol: float = 1e-4,
-        value_rtol: float = 1e-8,
-        max_step_rtol: float = REFINE_MAX_STEP_RTOL,
-        max_iter: int = 200,
-    ):
-        if not isinstance(model, Model):
-            raise TypeError(f"`model` must implement flowgeom.Model; got {type(model).__name__}.")
-        self.model = model
-        if int(max_iter) < 1:
-            raise ValueError(f"`max_iter` must be a positive int; got {max_iter!r}.")
-        self.refine = refine if refine is not None else (lambda m, th: _default_refine(m, th, int(max_iter)))
-        if distance is not None and not callable(distance):
-            raise TypeError(f"`distance` must be callable or None; got {type(distance).__name__}.")
-        self.distance = distance
-        self.distance_atol = _check_positive("distance_atol", distance_atol)
-        self.value_rtol = _check_positive("value_rtol", value_rtol)
-        self.max_step_rtol = _check_positive("max_step_rtol", max_step_rtol)
-        self._found: list[tuple[StratumNode, FloatArray]] = []  # node, refined critical point
-
-    @property
-    def nodes(self) -> Sequence[StratumNode]:
-        return tuple(f[0] for f in self._found)
-
-    @property
-    def points(self) -> tuple[FloatArray, ...]:
-        """The refined critical point of each node, in order of discovery."""
-        return tuple(f[1] for f in self._found)
-
-    def __call__(self, theta: FloatArray | None, loss: float) -> StratumNode | None:
-        from flowgeom.critical.linearization import hessian_inertia
-
-        if theta is None:
-            return None
-        theta = np.asarray(theta, dtype=np.float64)
-        ts = self.refine(self.model, theta)
-        if ts is None:
-            return None
-        ts = np.asarray(ts, dtype=np.float64)
-        if not np.all(np.isfinite(ts)):
-            return None
-        if np.linalg.norm(ts - theta) > self.max_step_rtol * (1.0 + np.linalg.norm(ts)):
-            return None
-        value = float(self.model.loss(ts))
-        Hm = np.asarray(self.model.hessian(ts))
-        inert = hessian_inertia(self.model, ts, method="dense", hessian=Hm)
-        inertia = inert.triple if min(inert.triple) >= 0 else None
-        scale = 1.0 + float(np.linalg.norm(ts))
-        for node, tp in self._found:
-            if abs(node.critical_value - value) > self.value_rtol * (1.0 + abs(value)):
-                continue
-            if self.distance is None:
-                if node.inertia == inertia:
-                    return node
-                continue
-            d = self.distance(tp, ts)
-            d = float(d[0] if isinstance(d, tuple) else d)
-            if d <= self.distance_atol * scale:
-                return node
-        node = StratumNode(
-            label=f"c{len(self._found)}",
-            critical_value=value,
-            inertia=inertia,
-            kind="unknown" if inertia is None else ("strict_saddle" if inertia[0] > 0 else "minimum"),
-        )
-        self._found.append((node, ts))
-        return node
-
-
-def _default_refine(model: Model, theta: FloatArray, max_iter: int) -> FloatArray | None:
-    """Refine with :func:`flowgeom.nonlinear_critical.refine_critical`; None if not converged."""
-    from flowgeom.critical.search import refine_critical
-
-    res = refine_critical(model, theta, max_iter=max_iter)
-    return np.asarray(res.theta) if bool(np.all(res.converged)) else None
+def node_of(cs) -> StratumNode:
+    """The graph node of a :class:`flowgeom.critical.atlas.CriticalSet`."""
+    learned = cs.info.get("learned")
+    kind = cs.kind if cs.measured else str(cs.info.get("kind_closed_form", "unknown"))
+    inertia = cs.inertia
+    if inertia is not None and min(inertia) < 0:
+        inertia = None
+    return StratumNode(
+        label=cs.label,
+        rank=cs.rank,
+        critical_value=cs.critical_value,
+        inertia=inertia,
+        kind=kind if kind != "undecided" else "unknown",
+        learned=None if not learned else tuple(int(i) for i in learned.strip("{}").split(",") if i),
+    )

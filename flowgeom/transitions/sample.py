@@ -12,7 +12,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from flowgeom.problem import Problem
+from flowgeom.problem import Problem  # noqa: F401  (type of _transition_inits)
 from flowgeom.transitions._common import _check_positive
 from flowgeom.transitions.dataset import transitions_dataset
 from flowgeom.transitions.detect import detect_visits
@@ -57,10 +57,40 @@ def _transition_inits(
     raise ValueError(f"`init` must be 'gaussian' or 'aligned'; got {init!r}.")
 
 
+def _default_t1(atlas, eps: float, init: str) -> float:
+    r"""End time: three times the latest predicted escape plus :math:`20/s_{min}`.
+
+    Deep linear problems: the scalar-chain estimate of :func:`flowgeom.linear.theory` with
+    :math:`w(0) = \varepsilon` (ten times for a Gaussian init with H >= 2, whose escape prefactor is
+    random), divided by :math:`\min_i S_{X,i}^2` for unwhitened data. Other models with data (X, Y):
+    the linear-regime estimate with s the singular values of :math:`Y X^T`.
+    """
+    problem = getattr(atlas, "problem", None)
+    if problem is not None:
+        s = np.asarray(problem.singular_values)
+        t_pred = max(_scalar_chain_time(float(sk), eps, problem.depth_H)[0] for sk in s)
+        slow = 1.0 if problem.whitened else 1.0 / float(np.min(problem.S_X)) ** 2
+        factor = 10.0 if (init == "gaussian" and problem.depth_H >= 2) else 3.0
+        return (factor * t_pred + 20.0 / float(s.min())) * slow
+    model = atlas.model
+    X, Y = getattr(model, "X", None), getattr(model, "Y", None)
+    if X is None or Y is None:
+        raise ValueError("`t1` is required for a model without data (X, Y): pass t1=...")
+    widths = getattr(model, "widths", (0, 0, 0))
+    H = len(widths) - 2
+    sv = np.linalg.svd(np.asarray(Y) @ np.asarray(X).T, compute_uv=False)
+    sv = sv[sv > 1e-10 * max(1.0, float(sv[0]))] if sv.size else sv
+    smin = float(sv.min()) if sv.size else 1.0
+    t_pred = max(_scalar_chain_time(smin, eps, max(H, 1))[0], 1.0 / smin)
+    factor = 10.0 if H >= 2 else 3.0
+    return factor * t_pred + 20.0 / smin
+
+
 def sample_transitions(
-    problem: Problem,
+    problem_or_model,
     n_samples: int,
     *,
+    atlas=None,
     init_scale: float = 1e-8,
     init: Literal["gaussian", "aligned"] = "gaussian",
     seed: int | None = 0,
@@ -70,7 +100,7 @@ def sample_transitions(
     atol: float = 1e-12,
     n_save: int = 400,
     grad_tol: float = 1e-10,
-    strata: Sequence[Any] | None = None,
+    grow: bool = True,
     detect_options: Mapping[str, Any] | None = None,
     confidence_level: float = CONFIDENCE_LEVEL,
     theory: bool = True,
@@ -78,78 +108,82 @@ def sample_transitions(
 ) -> xr.Dataset:
     r"""Simulate an ensemble from small initializations and return the ``transitions`` Dataset.
 
-    Samples ``n_samples`` initializations (Gaussian or aligned, see ``init``), integrates the
-    gradient flow :math:`\dot\theta = -\nabla L(\theta)` of ``problem.network("auto")`` (the
-    flow the user runs) with :func:`flowgeom.integrate.integrate` at log-spaced save times,
-    detects and identifies the visits against the atlas (:func:`detect_visits`), builds the
-    graph (:func:`build_transition_graph`) and, for whitened data, sets the theory beside it
-    (:func:`transition_theory`).
+    Samples ``n_samples`` initializations (Gaussian :math:`N(0, \varepsilon^2 I)` in the flow's
+    coordinates, or aligned, see ``init``), integrates the gradient flow
+    :math:`\dot\theta = -\nabla L(\theta)` of the atlas's model (for a Problem, the flow the user
+    runs) with :func:`flowgeom.flow.integrate` at log-spaced save times, detects the plateaus and
+    locates them in the atlas (:func:`detect_visits`, :class:`AtlasIdentifier`), builds the graph
+    (:func:`build_transition_graph`) and, for whitened deep linear problems, sets the theory beside
+    it (:func:`flowgeom.linear.transition_theory`). Written once for every model: only the atlas
+    differs (closed form for a Problem, a search for any other model).
 
     Parameters
     ----------
-    problem : Problem
+    problem_or_model : flowgeom.Problem, Model or Atlas
     n_samples : int
+    atlas : Atlas, optional
+        Default :func:`flowgeom._resolve.as_atlas` of ``problem_or_model``.
     init_scale : float, default 1e-8
-        :math:`\varepsilon`, the scale of the initialization. Small enough that trajectories pass
-        close to every saddle of the sequence: the closest approach to a saddle improves as a
-        positive power of :math:`\varepsilon`, and at 1e-4 the passage near ``{0}`` of the default
-        problem s = (3, 2, 1) is a shoulder of the loss curve, not a plateau.
+        :math:`\varepsilon`. Small enough that trajectories pass close to every saddle of the
+        sequence (at 1e-4 the passage near ``{0}`` of s = (3, 2, 1) is a shoulder, not a plateau).
     init : {"gaussian", "aligned"}, default "gaussian"
+        "aligned" (deep linear, whitened data): every sample :math:`W_j = \varepsilon E_j`, ones at
+        (i, i), i < d_y (the balanced scalar chains of the theory; deterministic).
     seed : int or None, default 0
     t1 : float or None, default None
-        End time; default three times (ten times for a Gaussian init with H >= 2, whose
-        escape prefactor is random) the latest predicted jump time (scalar-chain estimate
-        with :math:`w(0) = \varepsilon`, divided by :math:`\min_i S_{X,i}^2` for unwhitened
-        data) plus :math:`20/s_{min}`. Check ``n_unfinished`` in the result.
-    method, rtol, atol, grad_tol : see :func:`flowgeom.integrate.integrate`
+        End time; default :func:`_default_t1`. Check ``n_unfinished`` in the result.
+    method, rtol, atol, grad_tol : see :func:`flowgeom.flow.integrate`
         Defaults "dopri5", 1e-8, 1e-12, 1e-10.
     n_save : int, default 400
         Number of log-spaced save times.
-    strata : sequence of Stratum, optional
-        The atlas (default ``flowgeom.critical.enumerate_strata(problem)``).
+    grow : bool, default True
+        Plateaus at critical points the atlas does not know grow it (searched atlases).
     detect_options : mapping, optional
         Keyword arguments of :func:`detect_visits` (thresholds).
     confidence_level : float, default 0.95
     theory : bool, default True
-        Add the theory (whitened problems only).
+        Add the theory (whitened deep linear problems only).
     integrate_options : mapping, optional
-        Further keyword arguments of :func:`flowgeom.integrate.integrate` (e.g. ``backend``,
-        ``max_steps``).
+        Further keyword arguments of :func:`flowgeom.flow.integrate`.
 
     Returns
     -------
     xarray.Dataset
         See :func:`transitions_dataset`.
     """
+    from flowgeom._resolve import as_atlas
+    from flowgeom._validate import check_int
     from flowgeom.flow import SaveAt, integrate
 
-    if not isinstance(problem, Problem):
-        raise TypeError(f"`problem` must be a flowgeom.Problem; got {type(problem).__name__}.")
+    atlas = as_atlas(problem_or_model if atlas is None else atlas)
+    n_samples = check_int("n_samples", n_samples, minimum=1)
     eps = _check_positive("init_scale", init_scale)
-    net = problem.network("auto")
-    theta0 = _transition_inits(problem, n_samples, init_scale=eps, init=init, seed=seed)
-    s = np.asarray(problem.singular_values)
+    problem = getattr(atlas, "problem", None)
+    net = atlas.model
+    if init == "gaussian":
+        theta0 = eps * np.random.default_rng(seed).standard_normal((n_samples, net.n_params))
+    elif init == "aligned" and problem is not None:
+        theta0 = _transition_inits(problem, n_samples, init_scale=eps, init=init, seed=seed,
+                                   coordinates=atlas.coordinates)
+    else:
+        raise ValueError(f"`init` must be 'gaussian' (or 'aligned' for a deep linear problem); got {init!r}.")
     if t1 is None:
-        t_pred = max(_scalar_chain_time(float(sk), eps, problem.depth_H)[0] for sk in s)
-        slow = 1.0 if problem.whitened else 1.0 / float(np.min(problem.S_X)) ** 2
-        factor = 10.0 if (init == "gaussian" and problem.depth_H >= 2) else 3.0
-        t1 = (factor * t_pred + 20.0 / float(s.min())) * slow
+        t1 = _default_t1(atlas, eps, init)
     t1 = _check_positive("t1", t1)
-    saveat = SaveAt(n_log=int(n_save))
     traj = integrate(
-        net, theta0, t1, method=method, rtol=rtol, atol=atol, saveat=saveat, grad_tol=grad_tol,
+        net, theta0, t1, method=method, rtol=rtol, atol=atol, saveat=SaveAt(n_log=int(n_save)), grad_tol=grad_tol,
         **dict(integrate_options or {}),
     )
-    ident = AtlasIdentifier(problem, strata)
-    visits = detect_visits(traj, problem, strata=ident.strata, identify=ident, **dict(detect_options or {}))
+    ident = AtlasIdentifier(atlas, grow=grow)
+    visits = detect_visits(traj, atlas, identify=ident, **dict(detect_options or {}))
     tg = build_transition_graph(visits, ident.nodes, confidence_level=confidence_level)
     th = None
-    if theory and problem.whitened:
+    if theory and problem is not None and problem.whitened:
         th = transition_theory(problem, eps, init=init)
-    attrs = dict(problem.attrs())
+    attrs = dict(problem.attrs()) if problem is not None else {}
     attrs.update(
         seed=seed, init=init, init_scale=eps, n_samples=int(n_samples), t1=float(t1), integrator=method,
-        loss_offset=float(problem.loss_offset),
-        rtol=float(rtol), atol=float(atol), grad_tol=float(grad_tol),
+        loss_offset=float(atlas.loss_offset), rtol=float(rtol), atol=float(atol), grad_tol=float(grad_tol),
+        atlas=str(atlas.attrs().get("atlas", type(atlas).__name__)), model=type(net).__name__,
     )
     return transitions_dataset(tg, theory=th, traj=traj, attrs=attrs)

@@ -1,0 +1,357 @@
+r"""The searched atlas of any model: critical classes found by a multi-start search, grown on demand.
+
+For a smooth loss :math:`L(\theta)` without closed-form critical sets (e.g. a tanh
+:class:`flowgeom.models.MLP`) the critical set :math:`\{\nabla L = 0\}` is sampled by
+:func:`flowgeom.critical.search.find_critical_points`: Newton-type refinement of random starts,
+of plateau points of descent trajectories from two scales and of the origin, deduplicated up to the
+model's symmetries, positive-dimensional families merged. Each entry is a *critical class*, labelled
+``c0``, ``c1``, ... in order of decreasing critical value at search time; classes found later by
+:meth:`SearchedAtlas.grow` continue the numbering.
+
+What a search cannot certify: it finds the critical points its starts lead to, not all of them.
+``global_min`` means the lowest local minimum found (``certified`` only where its value is 0 up to
+round-off, since the squared loss is non-negative); a limit at a class the search missed is
+unclassified (-3) until :meth:`~SearchedAtlas.grow` adds it; a deep linear stratum's
+``non_strict_saddle`` needs the closed form and is never assigned here (such points are
+``degenerate``).
+
+``locate`` for limits matches the loss to a class's critical value
+(:math:`|L - L_k| \le 10^{-6}(1 + |L_k|)`) and, among several, takes the class with a member nearest
+up to symmetry (``model.orbit_distance`` where the model has it). For plateau points it first refines
+the point to a critical point :math:`\theta^\ast` and accepts it only if
+:math:`\|\theta^\ast - \theta\| \le 0.25 (1 + \|\theta^\ast\|)` (else the point was a slow passage).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import hashlib
+
+import numpy as np
+
+from flowgeom._types import FloatArray, Params
+from flowgeom.critical.atlas import UNCLASSIFIED, CriticalSet, set_kind
+from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, is_morse_bott, stable_codimension
+from flowgeom.critical.search import CriticalSearch, descent_trajectories, find_critical_points, plateau_points, refine_critical
+from flowgeom.models.base import Model
+
+__all__ = ["SearchedAtlas", "search_for_atlas"]
+
+VALUE_RTOL = 1e-6
+"""A loss matches a class when :math:`|L - L_k| \\le` ``VALUE_RTOL`` :math:`(1 + |L_k|)`."""
+CERTIFY_RTOL = 1e-12
+"""A class value below this times :math:`1 + \\tfrac12\\|Y\\|_F^2` certifies a global minimum (L >= 0)."""
+MAX_STEP_RTOL = 0.25
+"""A refined plateau point farther than this times :math:`1 + \\|\\theta^\\ast\\|` is a passage."""
+MAX_POINTS_PER_CLASS = 8
+"""Members of a class whose linearization is measured."""
+PRODUCT_RANK_RTOL = 1e-8
+
+
+def _dist_fn(model):
+    od = getattr(model, "orbit_distance", None)
+    if callable(od):
+        return lambda a, b: float(od(a, b)[0])
+    return lambda a, b: float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
+
+
+def _product_rank(model, theta) -> int:
+    if getattr(model, "activation", None) != "linear" or getattr(model, "bias", False):
+        return -1
+    W = model.unpack(theta)
+    P = W[0]
+    for Wj in W[1:]:
+        P = Wj @ P
+    sv = np.linalg.svd(P, compute_uv=False)
+    scale = max(1.0, float(np.max(np.abs(model.Y)))) if hasattr(model, "Y") else 1.0
+    return int(np.sum(sv > PRODUCT_RANK_RTOL * scale))
+
+
+def data_attrs(model) -> dict:
+    """DESIGN.md provenance attrs of a model with data X, Y (s of Y V_X^1, as in Problem)."""
+    widths = [int(w) for w in getattr(model, "widths", ())]
+    out: dict[str, Any] = {"widths": widths, "depth_H": len(widths) - 2 if widths else -1}
+    X, Y = getattr(model, "X", None), getattr(model, "Y", None)
+    if X is None or Y is None:
+        out.update(singular_values=[], whitened=False)
+        return out
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    _, sx, Vt = np.linalg.svd(X, full_matrices=False)
+    r = int(np.sum(sx > 1e-10 * max(1.0, float(sx[0]) if sx.size else 0.0)))
+    s = np.linalg.svd(Y @ Vt[:r].T, compute_uv=False) if r else np.zeros(0)
+    out["singular_values"] = [float(v) for v in s]
+    out["whitened"] = bool(np.allclose(X @ X.T, np.eye(X.shape[0]), atol=1e-10))
+    out["data_sha256"] = hashlib.sha256(np.ascontiguousarray(X).tobytes() + np.ascontiguousarray(Y).tobytes()).hexdigest()
+    out["model"] = type(model).__name__
+    for k in ("activation", "bias"):
+        if hasattr(model, k):
+            out[k] = getattr(model, k) if k == "activation" else bool(getattr(model, k))
+    out["dim_X"] = int(model.n_params)
+    return out
+
+
+def search_for_atlas(
+    model: Model,
+    *,
+    n_starts: int = 40,
+    seed: int = 0,
+    init_scale: float = 1.0,
+    small_scale: float = 1e-3,
+    n_steps: int = 3000,
+    include_origin: bool = True,
+    **find_options,
+) -> CriticalSearch:
+    r"""Multi-start search: random starts, plateau points of descent from two scales, and the origin.
+
+    The starts are ``n_starts // 2`` i.i.d. :math:`N(0, \text{init\_scale}^2)` points; the plateau
+    points (:func:`~flowgeom.critical.search.plateau_points`) of ``n_starts // 4`` gradient-descent runs
+    from that distribution (the limits the basins will see) and of the rest from
+    :math:`N(0, \text{small\_scale}^2)` (the saddles a small initialization visits); and the origin,
+    a critical point of every bias-free network with :math:`\sigma(0) = 0`.
+
+    Parameters
+    ----------
+    model : Model
+    n_starts : int, default 40
+        Number of random draws (>= 4).
+    seed : int, default 0
+        Root of all randomness.
+    init_scale, small_scale : float, default 1.0, 1e-3
+    n_steps : int, default 3000
+        Gradient-descent steps of each descent run.
+    include_origin : bool, default True
+        Add the origin as a start where it is critical.
+    **find_options
+        Passed to :func:`~flowgeom.critical.search.find_critical_points`.
+
+    Returns
+    -------
+    CriticalSearch
+    """
+    from flowgeom._validate import check_int, check_positive, check_seed
+
+    n_starts = check_int("n_starts", n_starts, minimum=4)
+    seed = check_seed(seed)
+    check_positive("init_scale", init_scale)
+    check_positive("small_scale", small_scale)
+    rng = np.random.default_rng(seed)
+    n = model.n_params
+    n_rand, n_traj = n_starts // 2, n_starts // 4
+    n_small = n_starts - n_rand - n_traj
+    parts = [init_scale * rng.standard_normal((n_rand, n))]
+    for k, sc in ((n_traj, init_scale), (n_small, small_scale)):
+        ys, gn = descent_trajectories(model, sc * rng.standard_normal((k, n)), n_steps=n_steps)
+        parts.append(plateau_points(ys, gn))
+    if include_origin:
+        zero = np.zeros((1, n))
+        g0 = model.grad(zero)
+        if np.all(np.isfinite(g0)) and float(np.linalg.norm(g0)) == 0.0:
+            parts.append(zero)
+    return find_critical_points(model, np.concatenate(parts, axis=0), rng=rng, **find_options)
+
+
+class SearchedAtlas:
+    r"""The atlas of any :class:`~flowgeom.models.Model` from a critical-point search (module docstring).
+
+    Parameters
+    ----------
+    model : Model
+    search : CriticalSearch, optional
+        A finished search; default :func:`search_for_atlas` with ``search_options``.
+    seed : int, default 0
+        Seed of the default search.
+    zero_rtol, gap_min : float
+        Inertia tolerances (see :func:`flowgeom.critical.hessian_inertia`).
+    max_points : int, default ``MAX_POINTS_PER_CLASS``
+        Members per class whose linearization is measured.
+    value_rtol : float, default ``VALUE_RTOL``
+    **search_options
+        Keywords of :func:`search_for_atlas`.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        search: CriticalSearch | None = None,
+        *,
+        seed: int = 0,
+        zero_rtol: float = ZERO_RTOL,
+        gap_min: float = GAP_MIN,
+        max_points: int = MAX_POINTS_PER_CLASS,
+        value_rtol: float = VALUE_RTOL,
+        **search_options,
+    ):
+        if not isinstance(model, Model):
+            raise TypeError(f"`model` must implement flowgeom.Model; got {type(model).__name__}.")
+        self._model = model
+        self.seed = int(seed)
+        if search is None:
+            search = search_for_atlas(model, seed=self.seed, **search_options)
+        if not isinstance(search, CriticalSearch):
+            raise TypeError(f"`search` must be a CriticalSearch; got {type(search).__name__}.")
+        if not search.points:
+            raise ValueError("the search found no critical point (every refinement failed); raise `n_starts`.")
+        self.search_settings = dict(search.settings, n_starts=search.n_starts, n_converged=search.n_converged)
+        self.zero_rtol, self.gap_min = float(zero_rtol), float(gap_min)
+        self.max_points = int(max_points)
+        self.value_rtol = float(value_rtol)
+        yy = float(0.5 * np.sum(np.asarray(model.Y) ** 2)) if hasattr(model, "Y") else 0.0
+        self._certify_at = CERTIFY_RTOL * (1.0 + yy)
+        self._members: dict[int, np.ndarray] = {}
+        self._sets: dict[int, CriticalSet] = {}
+        for key, p in enumerate(sorted(search.points, key=lambda p: -p.loss)):
+            self._add(key, f"c{key}", np.asarray(p.members), int(p.manifold_dim), int(p.count), int(p.n_members))
+        self._relabel_kinds()
+
+    # ------------------------------------------------------------------ the contract
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def loss_offset(self) -> float:
+        return 0.0
+
+    def sets(self) -> list[CriticalSet]:
+        return sorted(self._sets.values(), key=lambda c: (-c.critical_value, c.key))
+
+    def get(self, key: int) -> CriticalSet:
+        try:
+            return self._sets[int(key)]
+        except KeyError:
+            raise KeyError(f"no critical class with key {key}; known keys {sorted(self._sets)}.") from None
+
+    def locate(self, theta: Params, loss: FloatArray, *, plateau: bool = False) -> np.ndarray:
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        loss = np.asarray(loss, dtype=np.float64).reshape(-1)
+        if theta.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        if plateau:
+            res = refine_critical(self._model, theta)
+            step = np.linalg.norm(res.theta - theta, axis=-1)
+            near = res.converged & (step <= MAX_STEP_RTOL * (1.0 + np.linalg.norm(res.theta, axis=-1)))
+            keys = self._match(res.theta, res.loss)
+            return np.where(near, keys, UNCLASSIFIED).astype(np.int64)
+        return self._match(theta, loss)
+
+    def grow(self, theta: Params, *, plateau: bool = False) -> np.ndarray:
+        """Refine ``theta`` (k, n) to critical points; add those that match no class; return keys.
+
+        With ``plateau`` a refined point farther than ``MAX_STEP_RTOL (1 + |theta*|)`` from its start
+        does not explain the plateau and is not added (-3).
+        """
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        if theta.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        res = refine_critical(self._model, theta)
+        keys = np.full(theta.shape[0], UNCLASSIFIED, dtype=np.int64)
+        ok = res.converged.copy()
+        if plateau:
+            step = np.linalg.norm(res.theta - theta, axis=-1)
+            ok &= step <= MAX_STEP_RTOL * (1.0 + np.linalg.norm(res.theta, axis=-1))
+        for i in np.flatnonzero(ok):
+            th, L = res.theta[i], float(res.loss[i])
+            k = int(self._match(th[None], np.array([L]))[0])
+            if k < 0:
+                k = max(self._sets) + 1
+                dim = -1
+                self._add(k, f"c{k}", th[None], dim, 1, 1)
+                self._relabel_kinds()
+            keys[i] = k
+        return keys
+
+    def measure(self, keys: Sequence[int] | None = None, *, progress: bool = False) -> list[CriticalSet]:
+        """The classes are measured when found; returns them."""
+        keys = [c.key for c in self.sets()] if keys is None else keys
+        return [self.get(k) for k in keys]
+
+    def attrs(self) -> dict[str, Any]:
+        a: dict[str, Any] = data_attrs(self._model)
+        a.update({
+            "atlas": "searched",
+            "model": type(self._model).__name__,
+            "seed": self.seed,
+            "zero_rtol": self.zero_rtol,
+            "gap_min": self.gap_min,
+            "labels": "c<k>: classes of the search in order of decreasing critical value; grown ones continue",
+            "kind_rule": ("strict_saddle: n_- > 0 at every point; global_min: the lowest local minimum found "
+                          "(certified only when its value is 0); local_min: other n_- = 0 Morse-Bott classes; "
+                          "degenerate: n_- = 0 somewhere and not Morse-Bott"),
+            "manifold_dim_source": "refinement-cloud local dimension",
+            "stable_codim_rule": "n_negative where every measured point is Morse-Bott; -1 = undecided by linearization",
+        })
+        for k, v in self.search_settings.items():
+            a[f"search_{k}"] = v if isinstance(v, (int, float, str)) else str(v)
+        return a
+
+    # ------------------------------------------------------------------ internals
+    def _match(self, theta, loss) -> np.ndarray:
+        dist = _dist_fn(self._model)
+        keys = list(self._sets)
+        vals = np.array([self._sets[k].critical_value for k in keys])
+        out = np.full(loss.shape[0], UNCLASSIFIED, dtype=np.int64)
+        for i in range(loss.shape[0]):
+            if not np.isfinite(loss[i]):
+                continue
+            cand = np.flatnonzero(np.abs(loss[i] - vals) <= self.value_rtol * (1.0 + np.abs(vals)))
+            if cand.size == 1:
+                out[i] = keys[cand[0]]
+            elif cand.size > 1:
+                d = [min(dist(p, theta[i]) for p in self._members[keys[c]]) for c in cand]
+                out[i] = keys[cand[int(np.argmin(d))]]
+        return out
+
+    def _add(self, key, label, members, manifold_dim, count, n_members):
+        model = self._model
+        mem = members[: max(1, self.max_points)]
+        cols: dict[str, list] = {k: [] for k in (
+            "grad_norm", "loss", "n_negative", "n_zero", "n_positive", "decided", "manifold_dim", "morse_bott",
+            "stable_codim", "stable_codim_lower", "spectral_gap", "reason")}
+        if manifold_dim < 0 and mem.shape[0]:
+            from flowgeom.critical.refinement import local_dimension
+
+            manifold_dim = local_dimension(model, mem[0], rng=np.random.default_rng([self.seed, key]),
+                                           zero_rtol=self.zero_rtol).dim
+        for th in mem:
+            inr = hessian_inertia(model, th, method="dense", zero_rtol=self.zero_rtol, gap_min=self.gap_min)
+            codim, lower, reason = stable_codimension(inr, manifold_dim)
+            cols["grad_norm"].append(float(np.linalg.norm(model.grad(th))))
+            cols["loss"].append(float(model.loss(th)))
+            cols["n_negative"].append(inr.n_negative)
+            cols["n_zero"].append(inr.n_zero)
+            cols["n_positive"].append(inr.n_positive)
+            cols["decided"].append(bool(inr.decided))
+            cols["manifold_dim"].append(int(manifold_dim))
+            cols["morse_bott"].append(is_morse_bott(inr, manifold_dim))
+            cols["stable_codim"].append(int(codim))
+            cols["stable_codim_lower"].append(int(lower))
+            cols["spectral_gap"].append(float(inr.gap))
+            cols["reason"].append(reason)
+        points = {k: np.asarray(v) for k, v in cols.items()}
+        points["theta"] = np.asarray(mem, dtype=np.float64)
+        value = float(np.median(points["loss"]))
+        self._members[key] = np.asarray(members)
+        info = {"count": int(count), "n_members": int(n_members), "certified": False}
+        self._sets[key] = CriticalSet(key=key, label=label, critical_value=value,
+                                      rank=_product_rank(model, mem[0]), kind="undecided", measured=True,
+                                      points=points, info=info)
+
+    def _relabel_kinds(self):
+        """Apply the kind rule to every class (the global minimum depends on all of them)."""
+        local = {}
+        for k, cs in self._sets.items():
+            P = cs.points
+            local[k] = set_kind(P["n_negative"], P["morse_bott"], P["decided"])
+        mins = [k for k, kd in local.items() if kd == "local_min"]
+        lowest_min = min((self._sets[k].critical_value for k in mins), default=None)
+        lowest_all = min(cs.critical_value for cs in self._sets.values())
+        for k, cs in list(self._sets.items()):
+            kind = local[k]
+            is_global = kind == "local_min" and cs.critical_value == lowest_min and lowest_min <= lowest_all
+            certified = bool(is_global and cs.critical_value <= self._certify_at)
+            if is_global:
+                kind = "global_min"
+            info = dict(cs.info, certified=certified)
+            self._sets[k] = CriticalSet(key=cs.key, label=cs.label, critical_value=cs.critical_value, rank=cs.rank,
+                                        kind=kind, measured=cs.measured, points=cs.points, info=info)

@@ -1,0 +1,163 @@
+r"""The main job as one function: :func:`atlas` maps a problem or model to its strata, basins and transitions.
+
+The atlas of the model (:mod:`flowgeom.critical.atlas`: the closed form for a deep linear
+problem, a search for any other model) is computed once and handed to every stage:
+
+1. basins (:func:`flowgeom.basins.sample_basins`): limits of the flow from ``samples``
+   initializations, located in the atlas (unknown limits grow it);
+2. transitions (:func:`flowgeom.transitions.sample_transitions`): the saddle-to-saddle graph from
+   small initializations, plateaus located in the atlas (unknown plateaus grow it);
+3. strata (:func:`flowgeom.critical.dataset.strata_dataset`): every listed critical set, measured
+   where it matters (every set the basins and transitions reached, the top chain, and all of them
+   up to ``measure_max``), with the paper's columns joined for deep linear problems.
+
+The command line (``flowgeom atlas``) only parses its arguments and calls this function.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from flowgeom._validate import check_int
+from flowgeom.critical.atlas import Atlas
+
+__all__ = ["atlas", "MEASURE_MAX"]
+
+MEASURE_MAX = 32
+"""``measure="auto"`` measures every listed critical set when there are at most this many; beyond,
+the sets the basins and transitions reached, the top chain {}, {0}, {0,1}, ... and the global minimum."""
+
+
+def _reached(ds, name="limit") -> set[str]:
+    if ds is None:
+        return set()
+    if name in ds:
+        lim = ds[name].values
+        return {str(ds["label"].values[k]) for k in np.unique(lim[lim >= 0])}
+    return set()
+
+
+def _visited(ds) -> set[str]:
+    if ds is None or "stratum" not in ds or "visit" not in ds["stratum"].dims:
+        return set()
+    return {str(v) for v in ds["stratum"].values}
+
+
+def _sync_kinds(ds, atlas_: Atlas):
+    """``kind`` of a basins (per stratum) or transitions (per node) Dataset from the atlas's final sets."""
+    if ds is None or "label" not in ds.coords:
+        return ds
+    by_label = {cs.label: cs for cs in atlas_.sets()}
+    kinds = []
+    for lab in ds["label"].values:
+        cs = by_label.get(str(lab))
+        kinds.append("unknown" if cs is None else (cs.kind if cs.measured else
+                                                   str(cs.info.get("kind_closed_form", cs.kind))))
+    kinds = np.array(kinds, dtype=object)
+    if "stratum" in ds.dims:
+        return ds.assign_coords(kind=("stratum", kinds))
+    if "node" in ds.dims and "kind" in ds:
+        ds["kind"] = ("node", kinds)
+        for j, name in enumerate(("n_negative", "n_zero", "n_positive")):
+            if name in ds:
+                vals = [(-1 if cs is None or cs.inertia is None else cs.inertia[j])
+                        for cs in (by_label.get(str(lab)) for lab in ds["label"].values)]
+                ds[name] = ("node", np.asarray(vals, dtype=np.int64))
+    return ds
+
+
+def atlas(
+    problem_or_model,
+    *,
+    samples: int = 2000,
+    transition_samples: int = 100,
+    transition_scale: float = 1e-8,
+    seed: int = 0,
+    measure: str = "auto",
+    basins_options: Mapping[str, Any] | None = None,
+    transitions_options: Mapping[str, Any] | None = None,
+    atlas_options: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> dict:
+    r"""The atlas of a problem or model: ``{"strata", "basins", "transitions"}`` Datasets, written once for every model.
+
+    Parameters
+    ----------
+    problem_or_model : flowgeom.Problem, Model or Atlas
+        A Problem gets the closed-form deep linear atlas, a Model a searched one
+        (:func:`flowgeom._resolve.as_atlas`); an Atlas is used as it is.
+    samples : int, default 2000
+        Basin initializations (0 skips the basins).
+    transition_samples : int, default 100
+        Trajectories of the transition graph (0 skips it).
+    transition_scale : float, default 1e-8
+        Their initialization scale (saddle-to-saddle regime).
+    seed : int, default 0
+        Root seed: the atlas uses ``seed``, the basins ``seed``, the transitions ``seed``.
+    measure : {"auto", "all", "reached"}, default "auto"
+        Which critical sets are linearized for ``strata`` (see :data:`MEASURE_MAX`).
+    basins_options, transitions_options : mapping, optional
+        Further keywords of :func:`flowgeom.basins.sample_basins` and
+        :func:`flowgeom.transitions.sample_transitions`.
+    atlas_options : mapping, optional
+        Keywords of the atlas (:class:`flowgeom.linear.ClosedFormAtlas` or
+        :class:`flowgeom.critical.SearchedAtlas`, e.g. ``n_starts``).
+    progress : bool, default False
+        Progress bars.
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        ``"strata"``, and ``"basins"`` / ``"transitions"`` unless skipped; each Dataset's attrs record
+        ``elapsed_s`` (seconds spent on that stage).
+    """
+    from flowgeom._resolve import as_atlas
+    from flowgeom.basins import sample_basins
+    from flowgeom.critical.dataset import strata_dataset
+    from flowgeom.transitions import sample_transitions
+
+    samples = check_int("samples", samples, minimum=0)
+    transition_samples = check_int("transition_samples", transition_samples, minimum=0)
+    if measure not in ("auto", "all", "reached"):
+        raise ValueError(f"`measure` must be 'auto', 'all' or 'reached'; got {measure!r}.")
+    t0 = time.perf_counter()
+    options = dict(atlas_options or {})
+    options.setdefault("seed", seed)
+    A = as_atlas(problem_or_model, **options)
+    t_atlas = time.perf_counter() - t0
+    out: dict = {}
+    if samples:
+        t = time.perf_counter()
+        bopts = dict(basins_options or {})
+        bopts.setdefault("progress", progress)
+        out["basins"] = sample_basins(A, samples, atlas=A, seed=seed, **bopts)
+        out["basins"].attrs["elapsed_s"] = time.perf_counter() - t
+    if transition_samples:
+        t = time.perf_counter()
+        topts = dict(transitions_options or {})
+        topts.setdefault("init_scale", transition_scale)
+        out["transitions"] = sample_transitions(A, transition_samples, atlas=A, seed=seed, **topts)
+        out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    listed = A.sets()
+    reached = _reached(out.get("basins")) | _visited(out.get("transitions"))
+    if measure == "all" or (measure == "auto" and len(listed) <= MEASURE_MAX):
+        keys = [cs.key for cs in listed]
+    else:
+        keys = [cs.key for cs in listed if cs.label in reached]
+        if measure == "auto":
+            top = [cs.key for cs in listed if cs.info.get("learned") == "{" + ",".join(map(str, range(cs.rank))) + "}"]
+            keys = sorted(set(keys) | set(top), key=lambda k: [c.key for c in listed].index(k))
+    A.measure(keys, progress=progress)
+    strata = strata_dataset(A)
+    if getattr(A, "problem", None) is not None:
+        from flowgeom.linear.measure import add_paper_columns
+
+        strata = add_paper_columns(strata)
+    strata.attrs["elapsed_s"] = time.perf_counter() - t + t_atlas
+    out = {name: _sync_kinds(ds, A) for name, ds in out.items()}
+    out["strata"] = strata
+    return {k: out[k] for k in ("strata", "basins", "transitions") if k in out}
