@@ -5,7 +5,7 @@ vs scikit-learn's Lasso path and vs simulated gradient flow."""
 import numpy as np
 import pytest
 
-from flowgeom.critical import hessian_inertia
+from flowgeom.critical import hessian_inertia, search_critical_points
 from flowgeom.flow import SaveAt, integrate
 from flowgeom.models.base import Model
 from flowgeom.models.diagonal import DiagonalLinearNetwork
@@ -118,6 +118,23 @@ def test_critical_sets_max_support_and_degenerate_data():
     assert all(c.support != (0, 1, 2, 3) for c in sets)  # its fit has beta_3 = 0: not a set of its own
 
 
+def test_searched_atlas_finds_every_closed_form_set():
+    """The generic multi-start search of flowgeom.critical finds all 2^d closed-form sets of a depth-2 network,
+    with the predicted critical value, beta, inertia and (Morse-Bott) dimension, and nothing else."""
+    X, y = _problem(2, n=12, d=3)
+    m = DiagonalLinearNetwork(X, y)
+    sets = dt.critical_sets(m)
+    res = search_critical_points(m, rng=np.random.default_rng(0), n_random=60, n_trajectories=20, n_steps=2000)
+    assert len(res.points) == len(sets) == 8
+    for c in sets:
+        hits = [p for p in res.points if abs(p.loss - c.loss) <= 1e-9 * (1 + c.loss)]
+        assert len(hits) == 1, c.support
+        p = hits[0]
+        np.testing.assert_allclose(m.beta(p.theta), c.beta, atol=1e-8)
+        assert (p.n_negative, p.n_zero, p.n_positive) == c.inertia
+        assert p.manifold_dim == c.dimension
+
+
 # ---------------------------------------------------------------------------- Algorithm 1 of Pesme & Flammarion
 def test_saddle_sequence_is_feasible_and_optimal_each_step():
     """Every saddle minimises L under its sign constraints (checked with scipy's lsq_linear), s stays in
@@ -162,24 +179,33 @@ def test_monotone_path_matches_lasso_knots():
 
 
 # ---------------------------------------------------------------------------- simulated gradient flow
-def _simulate(model, alpha, horizon, n_save=3001):
-    L = np.log(1.0 / alpha)
-    taus = np.linspace(0.0, horizon, n_save)
-    tr = integrate(model, model.small_init(alpha), horizon * L, rtol=1e-10, atol=1e-14 * alpha,
-                   saveat=SaveAt(ts=taus * L), grad_tol=0.0, max_steps=100_000)
-    assert tr.status[0] == 1  # reached t1
-    assert tr.invariant_drift[0] < 1e-12
-    return taus, model.beta(tr.ys[0]), tr.loss[0]
+ALPHAS = (1e-4, 1e-6, 1e-10)
 
 
-def test_flow_follows_predicted_saddles_at_alpha_1e_10():
-    """Acceptance criterion of issue 16: at alpha = 1e-10 the plateaus of the simulated flow have the predicted
-    supports and signs, and the rescaled jump times t / ln(1/alpha) are within 5 % of Algorithm 1's."""
+@pytest.fixture(scope="module")
+def simulated():
+    """Depth-2 flow from u = sqrt(2) alpha 1, v = 0 on the monotone problem, for each alpha in ALPHAS, sampled
+    on a uniform grid of rescaled time tau = t / ln(1/alpha) up to (tau_K + 1), tau_K the third jump."""
     X, y = _problem(MONOTONE_SEED)
     m = DiagonalLinearNetwork(X, y)
     sq = [s for s in dt.saddle_sequence(X, y) if s.t < 10.0]
+    out = {}
+    for alpha in ALPHAS:
+        L = np.log(1.0 / alpha)
+        taus = np.linspace(0.0, sq[-1].t + 1.0, 3001)
+        tr = integrate(m, m.small_init(alpha), taus[-1] * L, rtol=1e-10, atol=1e-14 * alpha,
+                       saveat=SaveAt(ts=taus * L), grad_tol=0.0, max_steps=100_000)
+        out[alpha] = (tr, taus, m.beta(tr.ys[0]), tr.loss[0])
+    return sq, out
+
+
+def test_flow_follows_predicted_saddles_at_alpha_1e_10(simulated):
+    """Acceptance criterion of issue 16: at alpha = 1e-10 the plateaus of the simulated flow have the predicted
+    supports and signs, and the rescaled jump times t / ln(1/alpha) are within 5 % of Algorithm 1's."""
+    sq, runs = simulated
     assert len(sq) == 4  # beta_0 = 0 and three saddles reached by jumps
-    taus, B, loss = _simulate(m, 1e-10, sq[-1].t + 1.0)
+    tr, taus, B, loss = runs[1e-10]
+    assert tr.status[0] == 1 and tr.invariant_drift[0] < 1e-12  # reached t1; u^2 - v^2 conserved
     obs = dt.observed_saddle_sequence(taus, B, loss)
     assert [(p.support, p.signs) for p in obs] == [(s.support, s.signs) for s in sq]
     pred = np.array([s.t for s in sq[1:]])
@@ -189,19 +215,17 @@ def test_flow_follows_predicted_saddles_at_alpha_1e_10():
         np.testing.assert_allclose(p.beta, s.beta, atol=0.02)
 
 
-@pytest.mark.slow
-def test_jump_times_converge_like_one_over_log_alpha():
+def test_jump_times_converge_like_one_over_log_alpha(simulated):
     """The error of the loss-midpoint crossing times decreases as alpha -> 0, at the rate 1/ln(1/alpha) (the
-    activation of coordinate i is delayed by about ln|beta_i| / (2 |r_i| ln(1/alpha)))."""
-    X, y = _problem(MONOTONE_SEED)
-    m = DiagonalLinearNetwork(X, y)
-    sq = [s for s in dt.saddle_sequence(X, y) if s.t < 10.0]
+    activation of coordinate i is delayed by about ln|beta_i| / (2 |r_i| ln(1/alpha))); at alpha = 1e-6 the
+    plateau detection already resolves every saddle."""
+    sq, runs = simulated
     pred = np.array([s.t for s in sq[1:]])
-    err = []
-    for alpha in (1e-4, 1e-6, 1e-10):
-        taus, _, loss = _simulate(m, alpha, sq[-1].t + 1.0)
-        err.append(np.max(np.abs(dt.loss_crossing_times(taus, loss, sq) / pred - 1.0)))
-    err = np.array(err)
+    err = np.array([np.max(np.abs(dt.loss_crossing_times(runs[a][1], runs[a][3], sq) / pred - 1.0))
+                    for a in ALPHAS])
     assert np.all(np.diff(err) < 0), err
-    scaled = err * np.log(1.0 / np.array([1e-4, 1e-6, 1e-10]))
+    scaled = err * np.log(1.0 / np.array(ALPHAS))
     assert np.ptp(scaled) < 0.1 * scaled.mean(), scaled
+    _, taus, B, loss = runs[1e-6]
+    obs = dt.observed_saddle_sequence(taus, B, loss)
+    assert [p.support for p in obs] == [s.support for s in sq]
