@@ -306,9 +306,7 @@ def saddle_sequence(X, y, *, tol: float = 1e-10, max_saddles: int | None = None)
     tol = check_positive("tol", tol)
     kmax = 10 * d + 10 if max_saddles is None else check_int("max_saddles", max_saddles, minimum=1)
     scale = max(1.0, float(np.max(np.abs(model.grad_beta(np.zeros(d))))))
-    beta = np.zeros(d)
-    s = np.zeros(d)
-    t = 0.0
+    beta, s, t = np.zeros(d), np.zeros(d), 0.0
     out = [Saddle(0.0, (), (), beta.copy(), s.copy(), float(model.loss_beta(beta)))]
     for _ in range(kmax):
         r = model.grad_beta(beta)
@@ -324,8 +322,8 @@ def saddle_sequence(X, y, *, tol: float = 1e-10, max_saddles: int | None = None)
         dt = float(delta.min())
         t += dt
         s = np.clip(s - dt * r, -1.0, 1.0)
-        s[np.abs(np.abs(s) - 1.0) <= tol] = np.sign(s[np.abs(np.abs(s) - 1.0) <= tol])
-        s[delta <= dt * (1 + 1e-12)] = -np.sign(r[delta <= dt * (1 + 1e-12)])
+        hit = (np.abs(np.abs(s) - 1.0) <= tol) | (delta <= dt * (1 + 1e-12))  # snap round-off onto the faces
+        s[hit] = np.where(delta[hit] <= dt * (1 + 1e-12), -np.sign(r[hit]), np.sign(s[hit]))
         beta = _constrained_lsq(X, y, s, tol)
         sup = tuple(int(i) for i in np.flatnonzero(beta != 0))
         out.append(Saddle(t, sup, tuple(int(np.sign(beta[i])) for i in sup), beta.copy(), s.copy(),
@@ -363,13 +361,8 @@ def time_average(saddles: list[Saddle], taus) -> FloatArray:
     if np.any(~(taus > 0)):
         raise InputError(f"`taus` must be positive; got {taus!r}.")
     tk = np.array([sd.t for sd in saddles])
-    B = np.array([sd.beta for sd in saddles])
-    out = np.zeros((taus.size, B.shape[1]))
-    for m, tau in enumerate(taus):
-        ends = np.minimum(np.append(tk[1:], np.inf), tau)
-        w = np.clip(ends - tk, 0.0, None)
-        out[m] = w @ B / tau
-    return out
+    ends = np.minimum(np.append(tk[1:], np.inf)[None, :], taus[:, None])  # (m, K): end of each constant piece
+    return np.clip(ends - tk, 0.0, None) @ np.array([sd.beta for sd in saddles]) / taus[:, None]
 
 
 # ====================================================================== observed plateaus
@@ -457,22 +450,26 @@ def observed_saddle_sequence(taus, betas, losses, *, speed_tol: float = 0.05, mi
         plats.append(dict(a=a, b=b, mid=mid, support=sup, signs=sg))
     out = []
     for k, p in enumerate(plats):
-        if k == 0:
-            tj = 0.0
-        else:
+        tj = 0.0
+        if k:
             q = plats[k - 1]
-            level = 0.5 * (losses[q["mid"]] + losses[p["mid"]])
-            seg = np.arange(q["b"], p["a"] + 1)
-            below = seg[losses[seg] <= level]
-            j = int(below[0]) if below.size else p["a"]
-            if j > 0 and losses[j - 1] != losses[j]:
-                frac = (losses[j - 1] - level) / (losses[j - 1] - losses[j])
-                tj = float(taus[j - 1] + np.clip(frac, 0.0, 1.0) * (taus[j] - taus[j - 1]))
-            else:
-                tj = float(taus[j])
+            tj = _first_crossing(taus, losses, 0.5 * (losses[q["mid"]] + losses[p["mid"]]), q["b"], p["a"])
         out.append(Plateau(tj, float(taus[p["a"]]), float(taus[p["b"]]), p["support"], p["signs"],
                            betas[p["mid"]].copy(), float(losses[p["mid"]])))
     return out
+
+
+def _first_crossing(taus, losses, level, lo=0, hi=None):
+    """First time in samples lo..hi where ``losses <= level``, linearly interpolated; NaN if none."""
+    hi = taus.size - 1 if hi is None else hi
+    below = lo + np.flatnonzero(losses[lo : hi + 1] <= level)
+    if below.size == 0:
+        return np.nan
+    j = int(below[0])
+    if j == 0 or losses[j - 1] == losses[j]:
+        return float(taus[j])
+    frac = np.clip((losses[j - 1] - level) / (losses[j - 1] - losses[j]), 0.0, 1.0)
+    return float(taus[j - 1] + frac * (taus[j] - taus[j - 1]))
 
 
 def loss_crossing_times(taus, losses, saddles: list[Saddle]) -> FloatArray:
@@ -499,16 +496,4 @@ def loss_crossing_times(taus, losses, saddles: list[Saddle]) -> FloatArray:
     losses = np.asarray(losses, dtype=np.float64)
     if taus.ndim != 1 or losses.shape != taus.shape:
         raise InputError(f"`taus` and `losses` must be 1-D of equal length; got {taus.shape} and {losses.shape}.")
-    out = np.full(len(saddles) - 1, np.nan)
-    for k in range(1, len(saddles)):
-        level = 0.5 * (saddles[k - 1].loss + saddles[k].loss)
-        below = np.flatnonzero(losses <= level)
-        if below.size == 0:
-            continue
-        j = int(below[0])
-        if j == 0:
-            out[k - 1] = taus[0]
-            continue
-        frac = (losses[j - 1] - level) / (losses[j - 1] - losses[j])
-        out[k - 1] = taus[j - 1] + frac * (taus[j] - taus[j - 1])
-    return out
+    return np.array([_first_crossing(taus, losses, 0.5 * (a.loss + b.loss)) for a, b in zip(saddles[:-1], saddles[1:])])
