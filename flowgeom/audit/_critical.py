@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowgeom.linear.strata import classify_point, enumerate_strata
-from flowgeom.linear.measure import paper_bounds
+from flowgeom.audit.paper import paper_bounds
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.problem import Problem
 from flowgeom.audit._base import Claim, _Context, _fmt
