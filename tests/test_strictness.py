@@ -212,3 +212,19 @@ def test_batch_and_list_inputs_and_errors():
         saddle_strictness(widths, (1.0, 2.0, 3.0), th[0])
     with pytest.raises(InputError, match="`W`"):
         saddle_strictness(widths, s, th[0][:-1])
+
+
+def test_strictness_columns_on_a_built_strata_dataset():
+    from flowgeom.linear.measure import build_strata_dataset
+    from flowgeom.linear.strictness import add_strictness_columns
+
+    widths, s = CASES[0]
+    ds = build_strata_dataset(Problem.from_spectrum(np.array(s), widths), points_per_stratum=1, seed=2,
+                              local_dim=False, store_points=True)
+    out = add_strictness_columns(ds)
+    assert int(out["strictness_disagreements"].sum()) == 0
+    assert bool(out["point_strictness_agrees"].all())
+    kinds = set(out["point_strictness"].values.tolist())
+    assert kinds == {"strict", "non_strict", "minimum"}
+    with pytest.raises(InputError, match="`strata`"):
+        add_strictness_columns(ds.drop_vars("point_theta"))

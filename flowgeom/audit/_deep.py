@@ -65,15 +65,16 @@ def check_deep_strict(ctx: _Context) -> Claim:
                     agree += int(pred.kind == meas)
                     if meas == "non_strict":
                         non_strict += 1
-                        if example is None:
-                            example = (w, st.label, ch.family, (inr.n_negative, inr.n_zero, inr.n_positive))
+                        if example is None or st.rank > example[4]:  # prefer a non-zero rank
+                            example = (w, st.label, ch.family, (inr.n_negative, inr.n_zero, inr.n_positive), st.rank)
     verdict = "contradicted" if non_strict else "holds"
+    depths = ", ".join(str(d) for d in sorted({len(p.widths) - 2 for p in probs}))
     ex = ""
     if example is not None:
-        w, lab, fam, inert = example
+        w, lab, fam, inert, _ = example
         ex = f" E.g. widths {w}, stratum {lab}, family '{fam}': inertia (n-, n0, n+) = {inert}."
     measured = (
-        f"{non_strict}/{points} sampled saddle points (rank < d_y, H = 2, 3) have no negative Hessian eigenvalue "
+        f"{non_strict}/{points} sampled saddle points (rank < d_y, H = {depths}) have no negative Hessian eigenvalue "
         f"(non-strict saddles), so the H = 1 strict-saddle route does not extend as stated.{ex} The closed-form "
         f"criterion (rank conditions on partial products, after Achour-Malgouyres-Gerchinovitz 2024) agrees with the "
         f"measured inertia at {agree}/{points} points" + (f"; {undecided} points with undecided inertia skipped." if undecided else ".")
@@ -128,7 +129,7 @@ def check_deep_theorem1(ctx: _Context) -> Claim:
     measured = (
         f"At the global minimum by horizon ({fr}); at T = 500 the fraction is {hit[-1] / total:.3g} "
         f"(Wilson 95% [{_fmt(lo)}, {_fmt(hi)}]); {stuck} trajectories stopped at a critical point with L > 0. "
-        f"Non-strict saddles slow the escape (plateaus ~ eps^-(H-1)/s) but, at these scales, do not capture the flow."
+        f"The non-strict saddles delay the flow (the short-horizon fractions) without capturing it."
     )
     return Claim(
         "deep_theorem1",

@@ -72,7 +72,7 @@ from flowgeom._types import FloatArray
 from flowgeom._validate import InputError, check_positive
 from flowgeom.linear.strata import CLASSIFY_RTOL, _learned_set
 
-__all__ = ["STRICTNESS_KINDS", "StrictnessResult", "saddle_strictness", "partial_product"]
+__all__ = ["STRICTNESS_KINDS", "StrictnessResult", "saddle_strictness", "partial_product", "add_strictness_columns"]
 
 STRICTNESS_KINDS = ("minimum", "strict", "non_strict", "not_critical")
 """Values of :attr:`StrictnessResult.kind`."""
@@ -281,3 +281,66 @@ def saddle_strictness(
             if up < m or low < m:
                 return StrictnessResult("strict", S, "pair", layers=(h1, h2), ranks=(up, m, low), product_ranks=prods)
     return StrictnessResult("non_strict", S, "none", product_ranks=prods)
+
+
+def add_strictness_columns(strata):
+    r"""Join the closed-form prediction onto a strata Dataset, beside the measured inertia, point by point.
+
+    .. math::
+
+        \text{measured kind} = \begin{cases}\text{strict} & n_- > 0\\ \text{minimum} & n_- = 0,\ r = r_{\max}\\
+        \text{non\_strict} & n_- = 0,\ r < r_{\max}\end{cases}
+        \qquad\text{compared with}\qquad \text{saddle\_strictness}(\theta).
+
+    Parameters
+    ----------
+    strata : xarray.Dataset
+        A deep-linear strata Dataset (:func:`flowgeom.linear.build_strata_dataset`) with the stored
+        points ``point_theta`` (canonical coordinates), ``point_stratum``, ``point_n_negative``,
+        ``point_inertia_decided``, coordinate ``rank`` and attrs ``widths``, ``singular_values``.
+
+    Returns
+    -------
+    xarray.Dataset
+        A copy with ``point_strictness`` (predicted kind, :data:`STRICTNESS_KINDS`),
+        ``point_strictness_witness`` (:attr:`StrictnessResult.describe`), ``point_strictness_measured``
+        (the measured kind, ``"undecided"`` where the inertia is), ``point_strictness_agrees`` (bool;
+        False where undecided) and, per stratum, ``strictness_disagreements`` (count of decided points
+        where prediction and measurement differ).
+    """
+    need = ["point_theta", "point_stratum", "point_n_negative", "point_inertia_decided"]
+    missing = [v for v in need if v not in strata]
+    if missing or "widths" not in strata.attrs or "singular_values" not in strata.attrs:
+        raise InputError(
+            f"`strata` must be a deep-linear strata Dataset with stored points (missing {missing or 'attrs'}); "
+            "build it with store_points=True."
+        )
+    w = tuple(int(d) for d in np.atleast_1d(strata.attrs["widths"]))
+    s = np.asarray(strata.attrs["singular_values"], dtype=np.float64)
+    r_max = min(w)
+    ranks = np.asarray(strata["rank"].values)
+    pst = np.asarray(strata["point_stratum"].values)
+    pred, wit, meas, agree = [], [], [], []
+    for i, th in enumerate(np.asarray(strata["point_theta"].values)):
+        res = saddle_strictness(w, s, th)
+        pred.append(res.kind)
+        wit.append(res.describe)
+        if not bool(strata["point_inertia_decided"].values[i]):
+            m = "undecided"
+        elif int(strata["point_n_negative"].values[i]) > 0:
+            m = "strict"
+        else:
+            m = "minimum" if int(ranks[pst[i]]) == r_max else "non_strict"
+        meas.append(m)
+        agree.append(m == res.kind)
+    out = strata.copy()
+    out["point_strictness"] = ("point", np.array(pred, dtype=object))
+    out["point_strictness_witness"] = ("point", np.array(wit, dtype=object))
+    out["point_strictness_measured"] = ("point", np.array(meas, dtype=object))
+    out["point_strictness_agrees"] = ("point", np.array(agree, dtype=bool))
+    decided = np.array([m != "undecided" for m in meas], dtype=bool)
+    bad = decided & ~np.array(agree, dtype=bool)
+    out["strictness_disagreements"] = (
+        "stratum", np.array([int(np.sum(bad & (pst == k))) for k in range(strata.sizes["stratum"])], dtype=np.int64)
+    )
+    return out
