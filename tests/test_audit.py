@@ -1,4 +1,4 @@
-"""The paper audit: structure of the claims table, and measured numbers that have closed-form truths.
+"""The paper audit: every published verdict pinned, measured numbers with closed-form truths, the paper's columns.
 
 The assertions below are not the paper's statements; they are facts derived independently:
 - limits of L are 1/2 sum_{i not in S} s_i^2 (equation (8) of the paper evaluated at its own critical points);
@@ -16,7 +16,8 @@ from flowgeom.io import load_dataset, save_dataset
 
 @pytest.fixture(scope="module")
 def claims():
-    return verify_claims(quick=True, seed=3)
+    """One quick audit run (seed 0, the README's seed), shared by every test of this module."""
+    return verify_claims(quick=True, seed=0)
 
 
 def test_every_claim_of_the_issue_is_audited(claims):
@@ -46,7 +47,7 @@ def test_markdown_and_dataset(claims, tmp_path):
     md = claims_markdown(claims)
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
     assert len(rows) == len(claims)
-    ds = claims_dataset(claims, seed=3, quick=True)
+    ds = claims_dataset(claims, seed=0, quick=True)
     assert list(ds["claim"].values) == [c.key for c in claims]
     back = load_dataset(save_dataset(ds, tmp_path / "claims.nc"))
     assert back.identical(ds)
@@ -79,22 +80,17 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def claims_seed0():
-    return verify_claims(quick=True, seed=0)
-
-
 @pytest.mark.parametrize("key", sorted(PUBLISHED))
-def test_published_verdict_is_reproduced(claims_seed0, key):
-    by = {c.key: c for c in claims_seed0}
+def test_published_verdict_is_reproduced(claims, key):
+    by = {c.key: c for c in claims}
     assert by[key].verdict == PUBLISHED[key], by[key].measured
 
 
-def test_every_claim_has_a_published_verdict(claims_seed0):
-    assert sorted(c.key for c in claims_seed0) == sorted(PUBLISHED)
+def test_every_claim_has_a_published_verdict(claims):
+    assert sorted(c.key for c in claims) == sorted(PUBLISHED)
 
 
-def test_readme_table_matches_the_pins(claims_seed0):
+def test_readme_table_matches_the_pins(claims):
     """Every row of the README's audit table names a claim's source and shows its pinned verdict."""
     import pathlib
 
@@ -104,7 +100,7 @@ def test_readme_table_matches_the_pins(claims_seed0):
     text = readme.read_text(encoding="utf-8")
     section = text.split("## The paper, audited", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
-    sources = {c.source: c.key for c in claims_seed0}
+    sources = {c.source: c.key for c in claims}
     matched = 0
     for row in rows:
         cells = [x.strip() for x in row.strip("|").split("|")]
@@ -117,8 +113,8 @@ def test_readme_table_matches_the_pins(claims_seed0):
     assert matched >= 12
 
 
-def test_deep_rows_measure_non_strict_saddles_and_convergence(claims_seed0):
-    by = {c.key: c for c in claims_seed0}
+def test_deep_rows_measure_non_strict_saddles_and_convergence(claims):
+    by = {c.key: c for c in claims}
     d = by["deep_strict"].numbers
     assert d["non_strict"] >= 1 and d["criterion_agree"] == d["points"] and d["undecided"] == 0
     t = by["deep_theorem1"].numbers

@@ -81,7 +81,7 @@ def test_origin_stratum_of_3333_holds_strict_and_non_strict_points():
     rng = np.random.default_rng(5)
     net = DeepLinearNetwork.canonical(widths, np.array(s))
     pts = [(st, f, th) for st, f, th in _chart_points(widths, s, rng) if st.label == "{0}"]
-    agree, disagree, seen = _compare(widths, s, pts, net)
+    _agree, disagree, seen = _compare(widths, s, pts, net)
     assert disagree == []
     inertias = {t for v in seen.values() for t in v}
     assert ("strict", (4, 14, 9)) in inertias

@@ -33,7 +33,12 @@ import xarray as xr
 
 from flowgeom._version import __version__
 from flowgeom.audit._base import VERDICTS, Claim, _Context
-from flowgeom.audit._critical import check_lemma2, check_lemma3, check_lemma4, check_prop2_ii_iii
+from flowgeom.audit._critical import (
+    check_lemma2,
+    check_lemma3,
+    check_lemma4,
+    check_prop2_ii_iii,
+)
 from flowgeom.audit._deep import check_deep_strict, check_deep_theorem1
 from flowgeom.audit._flows import (
     check_change_of_variables,
@@ -47,8 +52,14 @@ from flowgeom.audit._flows import (
 from flowgeom.audit.paper import PAPER_COLUMNS, add_paper_columns, paper_bounds
 
 __all__ = [
-    "Claim", "VERDICTS", "verify_claims", "claims_markdown", "claims_dataset", "add_paper_columns", "paper_bounds",
     "PAPER_COLUMNS",
+    "VERDICTS",
+    "Claim",
+    "add_paper_columns",
+    "claims_dataset",
+    "claims_markdown",
+    "paper_bounds",
+    "verify_claims",
 ]
 
 # ---------------------------------------------------------------------------- registry

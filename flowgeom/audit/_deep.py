@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowgeom.audit._base import CONVERGED_GRAD, Claim, _Context, _describe, _fmt
 from flowgeom.basins.stats import wilson_interval
 from flowgeom.critical.linearization import hessian_inertia
 from flowgeom.flow import SaveAt, integrate
@@ -29,7 +30,6 @@ from flowgeom.linear.charts import charts_for_stratum
 from flowgeom.linear.strata import classify_point, enumerate_strata
 from flowgeom.linear.strictness import saddle_strictness
 from flowgeom.problem import Problem
-from flowgeom.audit._base import CONVERGED_GRAD, Claim, _Context, _describe, _fmt
 
 
 def check_deep_strict(ctx: _Context) -> Claim:

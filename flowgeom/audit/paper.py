@@ -23,14 +23,14 @@ descent in deep linear networks" (the paper in ``shared/paper``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
 from flowgeom._validate import InputError
 
-__all__ = ["paper_bounds", "add_paper_columns", "PAPER_COLUMNS"]
+__all__ = ["PAPER_COLUMNS", "add_paper_columns", "paper_bounds"]
 
 PAPER_COLUMNS = (
     "paper_dim_bound", "paper_escape_bound", "paper_codim_bound", "paper_kind", "contradicts_paper", "paper_check",

@@ -63,8 +63,8 @@ for H >= 2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ from flowgeom._types import FloatArray
 from flowgeom._validate import InputError, check_positive
 from flowgeom.linear.strata import CLASSIFY_RTOL, _learned_set
 
-__all__ = ["STRICTNESS_KINDS", "StrictnessResult", "saddle_strictness", "partial_product", "add_strictness_columns"]
+__all__ = ["STRICTNESS_KINDS", "StrictnessResult", "add_strictness_columns", "partial_product", "saddle_strictness"]
 
 STRICTNESS_KINDS = ("minimum", "strict", "non_strict", "not_critical")
 """Values of :attr:`StrictnessResult.kind`."""
