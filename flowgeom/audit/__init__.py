@@ -12,7 +12,13 @@ verdict is written in advance. A claim gets one of
 Each check uses two independent methods where the question allows (for example the
 linearization at sampled critical points *and* trajectories of the flow), and reports the
 problems it ran on. :func:`claims_markdown` renders the table written to ``claims.md``,
-:func:`claims_dataset` the same as an xarray Dataset (``claims.nc``).
+:func:`claims_dataset` the same as an xarray Dataset (``claims.nc``). :func:`add_paper_columns`
+joins the paper's counts (:func:`paper_bounds`) onto a strata Dataset (:mod:`flowgeom.audit.paper`).
+
+The last two rows measure the deep case (H >= 2) that the paper defers to an extended version:
+whether its saddles are strict (they are not: non-strict saddles occur, as the closed-form criterion
+of :mod:`flowgeom.linear.strictness` predicts) and whether almost every flow still reaches L = 0
+at long horizons.
 
 References
 ----------
@@ -27,7 +33,13 @@ import xarray as xr
 
 from flowgeom._version import __version__
 from flowgeom.audit._base import VERDICTS, Claim, _Context
-from flowgeom.audit._critical import check_lemma2, check_lemma3, check_lemma4, check_prop2_ii_iii
+from flowgeom.audit._critical import (
+    check_lemma2,
+    check_lemma3,
+    check_lemma4,
+    check_prop2_ii_iii,
+)
+from flowgeom.audit._deep import check_deep_strict, check_deep_theorem1
 from flowgeom.audit._flows import (
     check_change_of_variables,
     check_codimension_two,
@@ -37,8 +49,18 @@ from flowgeom.audit._flows import (
     check_remark1,
     check_theorem1,
 )
+from flowgeom.audit.paper import PAPER_COLUMNS, add_paper_columns, paper_bounds
 
-__all__ = ["Claim", "VERDICTS", "verify_claims", "claims_markdown", "claims_dataset"]
+__all__ = [
+    "PAPER_COLUMNS",
+    "VERDICTS",
+    "Claim",
+    "add_paper_columns",
+    "claims_dataset",
+    "claims_markdown",
+    "paper_bounds",
+    "verify_claims",
+]
 
 # ---------------------------------------------------------------------------- registry
 _CHECKS = [
@@ -53,6 +75,8 @@ _CHECKS = [
     check_lemma3,
     check_lemma4,
     check_codimension_two,
+    check_deep_strict,
+    check_deep_theorem1,
 ]
 
 

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowgeom.audit._base import Claim, _Context, _fmt
+from flowgeom.audit.paper import paper_bounds
 from flowgeom.linear.strata import classify_point, enumerate_strata
-from flowgeom.linear.measure import paper_bounds
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.problem import Problem
-from flowgeom.audit._base import Claim, _Context, _fmt
+
 
 # ---------------------------------------------------------------------------- critical-point survey
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ def _survey(ctx: _Context, widths, s) -> list[_Found]:
     critical set from a cloud of refined neighbours, Hessian inertia) and matched to a stratum by
     its end-to-end product. Cached per problem.
     """
-    from flowgeom.critical.refinement import local_dimension, refine
     from flowgeom.critical.linearization import linearize
+    from flowgeom.critical.refinement import local_dimension, refine
 
     key = (tuple(widths), tuple(s))
     if key in ctx.cache:
@@ -129,7 +130,7 @@ def check_lemma2(ctx: _Context) -> Claim:
 
 
 def _null_space(M, rtol=1e-7):
-    u, sv, vt = np.linalg.svd(M)
+    _u, sv, vt = np.linalg.svd(M)
     tol = rtol * max(1.0, sv[0] if sv.size else 1.0)
     rank = int(np.sum(sv > tol))
     return vt[rank:].T
@@ -209,7 +210,7 @@ def check_lemma4(ctx: _Context) -> Claim:
     """
     n, below, rows, kernel_over, mb, null_is_dim = 0, 0, [], 0, 0, 0
     for widths, s in _survey_problems(ctx):
-        dx, d1, dy = widths
+        _dx, d1, dy = widths
         for f in _survey(ctx, widths, s):
             if f.rank < 1 or f.rank >= dy:
                 continue

@@ -8,10 +8,6 @@ import itertools
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from flowgeom.linear.strata import classify_point, enumerate_strata
-from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
-from flowgeom.models.deep_linear import DeepLinearNetwork
-from flowgeom.problem import Problem
 from flowgeom.audit._base import (
     AUDIT_ATOL,
     AUDIT_RTOL,
@@ -24,6 +20,11 @@ from flowgeom.audit._base import (
     _fmt,
     _tight,
 )
+from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
+from flowgeom.linear.strata import classify_point, enumerate_strata
+from flowgeom.models.deep_linear import DeepLinearNetwork
+from flowgeom.problem import Problem
+
 
 # ---------------------------------------------------------------------------- Section 2.1
 def check_change_of_variables(ctx: _Context) -> Claim:
@@ -54,8 +55,8 @@ def check_change_of_variables(ctx: _Context) -> Claim:
         end_o = _tight(orig, theta0, t1, ctx).y_final[0]
         end_c = _tight(canon, theta0_bar, t1, ctx).y_final[0]
         gaps.append(_weights_gap(canon.pack(prob.to_canonical(orig.unpack(end_o))), end_c))
-        so = solve_ivp(lambda t, y: -orig.grad(y), (0, t1), theta0, method="DOP853", rtol=1e-11, atol=1e-13)
-        sc = solve_ivp(lambda t, y: -canon.grad(y), (0, t1), theta0_bar, method="DOP853", rtol=1e-11, atol=1e-13)
+        so = solve_ivp(lambda t, y, m=orig: -m.grad(y), (0, t1), theta0, method="DOP853", rtol=1e-11, atol=1e-13)
+        sc = solve_ivp(lambda t, y, m=canon: -m.grad(y), (0, t1), theta0_bar, method="DOP853", rtol=1e-11, atol=1e-13)
         gaps.append(_weights_gap(canon.pack(prob.to_canonical(orig.unpack(so.y[:, -1]))), sc.y[:, -1]))
         out[whiten] = (loss_gap, gaps)
     lw, gw = out[True]
@@ -454,7 +455,7 @@ def check_codimension_two(ctx: _Context) -> Claim:
     prob = Problem.from_spectrum([2.0, 1.0], (3, 2, 2))
     net = prob.network()
     strata = enumerate_strata(prob)
-    sign = lambda th: float(np.sign(np.linalg.det(net.unpack(th)[1])))  # noqa: E731
+    sign = lambda th: float(np.sign(np.linalg.det(net.unpack(th)[1])))
     n_seg = ctx.n(4, 1)
     found = []
     for _ in range(n_seg):
