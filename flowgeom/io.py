@@ -220,9 +220,14 @@ def _format_of(path: Path, format: str | None) -> str:
     return fmt
 
 
+# a global attribute named like a CF-reserved one is stored under another name (xarray would
+# otherwise consume "coordinates" when reading the file back)
+_RESERVED_GLOBAL = {"coordinates": "_flowgeom_global_coordinates"}
+
+
 def _encode_dataset(ds: xr.Dataset) -> xr.Dataset:
     out = ds.copy(deep=False)
-    out.attrs = encode_attrs(ds.attrs)
+    out.attrs = encode_attrs({_RESERVED_GLOBAL.get(k, k): v for k, v in ds.attrs.items()})
     for name in list(out.variables):
         var = out.variables[name]
         attrs = dict(var.attrs)
@@ -234,8 +239,13 @@ def _encode_dataset(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def _decode_global(attrs: dict) -> dict:
+    back = {v: k for k, v in _RESERVED_GLOBAL.items()}
+    return {back.get(k, k): v for k, v in decode_attrs(attrs).items()}
+
+
 def _decode_dataset(ds: xr.Dataset) -> xr.Dataset:
-    ds.attrs = decode_attrs(ds.attrs)
+    ds.attrs = _decode_global(ds.attrs)
     for name in list(ds.variables):
         var = ds.variables[name]
         attrs = decode_attrs(var.attrs)
@@ -404,7 +414,7 @@ def describe(path: str | os.PathLike, *, format: str | None = None) -> str:
         raise FileNotFoundError(f"`path` {str(path)!r} does not exist.")
     opened = xr.open_dataset(path, engine="h5netcdf") if fmt == "netcdf" else xr.open_zarr(path, consolidated=False)
     with opened as ds:
-        attrs = decode_attrs(ds.attrs)
+        attrs = _decode_global(ds.attrs)
         kind = attrs.get("flowgeom_kind") or infer_kind(ds)
         lines = [f"{path.name}: {attrs.get('title', 'untitled Dataset')}",
                  f"  kind: {kind or 'unknown (no flowgeom schema)'}"]

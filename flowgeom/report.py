@@ -53,6 +53,7 @@ window.addEventListener('unhandledrejection',function(e){__fgErr('unhandled reje
 """
 
 # Click on a node: its dwell-time histogram in the side panel; click on an edge marker: its numbers.
+# A URL ending in #fg-click=node:<label> (or edge:<k>) replays a click (links to a node; browser tests).
 _CLICK_JS = """
 (function(){var gd=document.getElementById('{plot_id}');var data=JSON.parse(
 document.getElementById('fg-graph-data').textContent);
@@ -65,7 +66,9 @@ Plotly.react(plot,[{type:'bar',x:h.x,y:h.y,width:h.w,marker:{color:'#457b9d'},
 hovertemplate:'dwell %{x:.3g}: %{y}<extra></extra>'}],{title:{text:'dwell times at '+lab},
 xaxis:{title:{text:'dwell time (flow time)'}},yaxis:{title:{text:'visits'}},height:300,
 margin:{l:50,r:10,t:40,b:45}});}
-else if(cd.indexOf('edge:')===0){info.innerHTML=data.edges[cd]||'';Plotly.purge(plot);}});})();
+else if(cd.indexOf('edge:')===0){info.innerHTML=data.edges[cd]||'';Plotly.purge(plot);}});
+var m=location.hash.match(/^#fg-click=(.+)$/);
+if(m){gd.emit('plotly_click',{points:[{customdata:decodeURIComponent(m[1])}]});}})();
 """
 
 
