@@ -206,23 +206,23 @@ def graph_figure(tr: xr.Dataset, strata: xr.Dataset | None):
         my.append((y0 + y1) / 2)
         mtext.append(text)
         mdata.append(f"edge:{e}")
-    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color="#999", width=2), hoverinfo="skip",
+    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line={"color": "#999", "width": 2}, hoverinfo="skip",
                              showlegend=False))
-    fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", marker=dict(symbol="diamond", size=11, color="#555"),
+    fig.add_trace(go.Scatter(x=mx, y=my, mode="markers", marker={"symbol": "diamond", "size": 11, "color": "#555"},
                              text=mtext, hovertemplate="%{text}<extra></extra>", customdata=mdata,
                              name="transition (hover/click)"))
     visits = np.asarray(tr["visits"].values, float) if "visits" in tr.variables else np.ones(n)
     size = 14 + 16 * np.sqrt(visits / max(1.0, float(np.nanmax(visits)) if n else 1.0))
     fig.add_trace(go.Scatter(x=x, y=y, mode="markers+text", text=labels, textposition="top center",
-                             marker=dict(size=size, color=[_KIND_COLOURS.get(k, "#333") for k in kinds],
-                                         line=dict(color="#222", width=1)),
+                             marker={"size": size, "color": [_KIND_COLOURS.get(k, "#333") for k in kinds],
+                                         "line": {"color": "#222", "width": 1}},
                              hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
                              customdata=[f"node:{lab}" for lab in labels], name="stratum (click: dwell times)"))
     fig.update_layout(
         title="Saddle-to-saddle graph",
         xaxis_title="rank of the end-to-end map" if by_rank else "Morse index n- (rank not defined)",
-        yaxis_title="critical value", height=480, margin=dict(l=60, r=20, t=50, b=50),
-        legend=dict(orientation="h", y=-0.2), template="plotly_white",
+        yaxis_title="critical value", height=480, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.2}, template="plotly_white",
     )
     edges_info = {d: t for d, t in zip(mdata, mtext)}
     return fig, {"hist": _dwell_histograms(tr), "edges": edges_info}
@@ -247,12 +247,12 @@ def basins_figure(b: xr.Dataset):
     kinds = [str(v) for v in b["kind"].values] if "kind" in b.variables else []
     colours = [_KIND_COLOURS.get(k, "#457b9d") for k in kinds] + ["#bbb"] * len(extra)
     figs = [go.Figure(go.Bar(x=labels, y=f, marker_color=colours,
-                             error_y=dict(type="data", array=hi - f, arrayminus=f - lo),
+                             error_y={"type": "data", "array": hi - f, "arrayminus": f - lo},
                              hovertemplate="%{x}: %{y:.3g}<extra></extra>"))]
     n = int(b.sizes.get("sample", 0))
     figs[0].update_layout(title=f"Basin fractions ({n} samples, interval {b.attrs.get('ci_method', '')} "
                                 f"{b.attrs.get('ci_level', '')})", yaxis_title="fraction", height=380,
-                          template="plotly_white", margin=dict(l=60, r=20, t=50, b=50))
+                          template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50})
     if "fraction_by_horizon" in b and "horizon" in b["fraction_by_horizon"].dims:
         fb = b["fraction_by_horizon"].transpose("horizon", ...)
         h = np.asarray(b["horizon"].values, float)
@@ -262,11 +262,11 @@ def basins_figure(b: xr.Dataset):
             if "fraction_by_horizon_low" in b:
                 yl = b["fraction_by_horizon_low"].transpose("horizon", ...).values[:, j]
                 yh = b["fraction_by_horizon_high"].transpose("horizon", ...).values[:, j]
-                err = dict(error_y=dict(type="data", array=yh - fb.values[:, j], arrayminus=fb.values[:, j] - yl))
+                err = {"error_y": {"type": "data", "array": yh - fb.values[:, j], "arrayminus": fb.values[:, j] - yl}}
             fig.add_trace(go.Scatter(x=h, y=fb.values[:, j], mode="lines+markers", name=lab, **err))
         if "fraction_in_transit" in b and b["fraction_in_transit"].dims == ("horizon",):
             fig.add_trace(go.Scatter(x=h, y=b["fraction_in_transit"].values, mode="lines", name="in transit",
-                                     line=dict(dash="dot", color="#888")))
+                                     line={"dash": "dot", "color": "#888"}))
         fig.update_layout(title="Basin fractions by horizon", xaxis_title="horizon (flow time)",
                           xaxis_type="log" if np.all(h > 0) else "linear", yaxis_title="fraction", height=380,
                           template="plotly_white")
@@ -291,7 +291,7 @@ def loss_figure(tr: xr.Dataset, n_curves: int = 6):
     if "critical_value" in tr.variables and "label" in tr.variables:
         for lab, c in zip(tr["label"].values, tr["critical_value"].values):
             if np.isfinite(c):
-                fig.add_hline(y=float(c), line=dict(dash="dot", color="#aaa", width=1),
+                fig.add_hline(y=float(c), line={"dash": "dot", "color": "#aaa", "width": 1},
                               annotation_text=str(lab), annotation_position="right")
     fig.update_layout(title="Loss along a few trajectories (dotted: critical values of the visited strata)",
                       xaxis_title="flow time t", yaxis_title="loss", xaxis_type="log",
@@ -337,8 +337,8 @@ def claims_table(rows: list[dict[str, str]]) -> str:
         body.append([f"<b>{esc(r.get('source', ''))}</b>",
                      f'<span class="verdict {_VERDICT_CLASS.get(v, "")}">{esc(v)}</span>',
                      esc(r.get("statement", "")),
-                     f"<details><summary>measured</summary>{esc(r.get('measured', ''))}"
-                     f"<p><i>{esc(r.get('problems', ''))}</i></p></details>"])
+                     (f"<details><summary>measured</summary>{esc(r.get('measured', ''))}"
+                     f"<p><i>{esc(r.get('problems', ''))}</i></p></details>")])
     return table(["claim", "verdict", "statement", "measured"], body, "claims")
 
 

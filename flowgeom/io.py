@@ -38,17 +38,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from flowgeom.schema import GLOBAL_ATTR_DESCRIPTIONS, describe_variables, global_attrs, infer_kind
+from flowgeom._describe import describe_dataset
+from flowgeom.schema import describe_variables, global_attrs, infer_kind
 
 __all__ = [
-    "save_dataset",
-    "load_dataset",
-    "to_dataset",
-    "from_dataset",
-    "encode_attrs",
-    "decode_attrs",
     "ATTR_TYPES_KEY",
+    "decode_attrs",
     "describe",
+    "encode_attrs",
+    "from_dataset",
+    "load_dataset",
+    "save_dataset",
+    "to_dataset",
 ]
 
 ATTR_TYPES_KEY = "_flowgeom_attr_types"
@@ -365,20 +366,12 @@ def load_dataset(path: str | os.PathLike, *, format: str | None = None) -> xr.Da
 
 
 # ---------------------------------------------------------------------------- self-description
-_CF_GLOBAL = ("title", "flowgeom_kind", "source", "Conventions", "history", "references")
-
-
 def _self_describe(ds: xr.Dataset, command: str | None) -> None:
     """Complete ``ds`` in place with the schema's variable attrs and the CF global attrs."""
     kind = infer_kind(ds)
     describe_variables(ds, kind)
     for k, v in global_attrs(kind, command=command).items():
         ds.attrs.setdefault(k, v)
-
-
-def _short(v, width: int = 90) -> str:
-    text = " ".join(str(v).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def describe(path: str | os.PathLike, *, format: str | None = None) -> str:
@@ -414,29 +407,7 @@ def describe(path: str | os.PathLike, *, format: str | None = None) -> str:
         raise FileNotFoundError(f"`path` {str(path)!r} does not exist.")
     opened = xr.open_dataset(path, engine="h5netcdf") if fmt == "netcdf" else xr.open_zarr(path, consolidated=False)
     with opened as ds:
-        attrs = _decode_global(ds.attrs)
-        kind = attrs.get("flowgeom_kind") or infer_kind(ds)
-        lines = [f"{path.name}: {attrs.get('title', 'untitled Dataset')}",
-                 f"  kind: {kind or 'unknown (no flowgeom schema)'}"]
-        lines += [f"  {k}: {_short(attrs[k], 200)}" for k in _CF_GLOBAL[2:] if k in attrs]
-        lines.append("dimensions: " + (", ".join(f"{d} = {n}" for d, n in ds.sizes.items()) or "none"))
-        for title, names in (("coordinates", list(ds.coords)), ("data variables", list(ds.data_vars))):
-            lines.append(f"{title} ({len(names)}):")
-            for name in names:
-                va = decode_attrs(ds[name].attrs)
-                dtype = va.pop(_DTYPE_KEY, None)
-                dtype = "str" if dtype is not None else str(ds[name].dtype)
-                dims = "(" + ", ".join(map(str, ds[name].dims)) + ")"
-                units = f" [{va['units']}]" if "units" in va else ""
-                lines.append(f"  {name} {dims} {dtype}: {va.get('long_name', '(no long_name)')}{units}")
-                if "description" in va:
-                    lines.append(f"      {_short(va['description'], 200)}")
-        prov = [k for k in attrs if k not in _CF_GLOBAL]
-        lines.append(f"provenance ({len(prov)} attributes):")
-        for k in prov:
-            meaning = GLOBAL_ATTR_DESCRIPTIONS.get(k)
-            lines.append(f"  {k} = {_short(repr(attrs[k]))}" + (f"  ({meaning})" if meaning else ""))
-    return "\n".join(lines)
+        return describe_dataset(ds, path.name, _decode_global(ds.attrs), decode_attrs, _DTYPE_KEY)
 
 
 # ---------------------------------------------------------------------------- results <-> datasets

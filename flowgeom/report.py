@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import xarray as xr
 
 from flowgeom import _report_parts as parts
 from flowgeom._version import __version__
 
-__all__ = ["write_report", "report_from_directory", "REPORT_KINDS"]
+__all__ = ["REPORT_KINDS", "report_from_directory", "write_report"]
 
 REPORT_KINDS = ("strata", "basins", "transitions", "claims")
 """The Datasets a report shows (file ``<kind>.nc`` in a directory)."""
@@ -70,6 +71,10 @@ else if(cd.indexOf('edge:')===0){info.innerHTML=data.edges[cd]||'';Plotly.purge(
 var m=location.hash.match(/^#fg-click=(.+)$/);
 if(m){gd.emit('plotly_click',{points:[{customdata:decodeURIComponent(m[1])}]});}})();
 """
+
+
+_NAV = (("strata", "Strata"), ("graph", "Graph"), ("basins", "Basins"), ("loss", "Loss curves"),
+        ("claims", "Claims"), ("provenance", "Provenance"))
 
 
 def _figure_html(fig, div_id: str, post_script: str | None = None) -> str:
@@ -122,7 +127,6 @@ def write_report(datasets: Mapping[str, xr.Dataset], path: str | os.PathLike, *,
     if claims is None:
         claims = ds.get("claims")
     strata, basins, trans = ds.get("strata"), ds.get("basins"), ds.get("transitions")
-    figures: list[str] = []
     sections: list[str] = []
 
     header, rows = parts.strata_rows(strata, basins, trans)
@@ -159,7 +163,8 @@ def write_report(datasets: Mapping[str, xr.Dataset], path: str | os.PathLike, *,
 
     if title is None:
         title = _title(strata, basins, trans)
-    nav = "".join(f'<a href="#{s.split(chr(34))[1]}">{s.split("<h2>")[1].split("</h2>")[0]}</a>' for s in sections)
+    shown = "".join(sections)
+    nav = "".join(f'<a href="#{sid}">{parts.esc(name)}</a>' for sid, name in _NAV if f'id="{sid}"' in shown)
     from plotly.offline import get_plotlyjs
 
     page = (
@@ -168,7 +173,7 @@ def write_report(datasets: Mapping[str, xr.Dataset], path: str | os.PathLike, *,
         f"<style>{_STYLE}</style><script>{_ERROR_COLLECTOR}</script>"
         f"<script type=\"text/javascript\">{get_plotlyjs()}</script></head><body>"
         f"<header><h1>{parts.esc(title)}</h1><p>flowgeom {parts.esc(__version__)} atlas report</p><nav>{nav}</nav>"
-        "</header><main><div id=\"fg-errors\"></div>" + "".join(figures + sections) + "</main></body></html>\n"
+        "</header><main><div id=\"fg-errors\"></div>" + "".join(sections) + "</main></body></html>\n"
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

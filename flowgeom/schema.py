@@ -34,11 +34,11 @@ from flowgeom._validate import check_choice
 from flowgeom._version import __version__
 
 __all__ = [
-    "VariableSpec",
-    "SCHEMAS",
-    "KINDS",
     "GLOBAL_ATTR_DESCRIPTIONS",
+    "KINDS",
     "REFERENCES",
+    "SCHEMAS",
+    "VariableSpec",
     "describe_variables",
     "global_attrs",
     "infer_kind",
@@ -266,8 +266,8 @@ _TRANSITIONS: dict[str, VariableSpec] = {
     "dwell_hist": _v(("node", "dwell_bin"), "dwell-time histogram", "number of visits per dwell-time bin"),
 }
 for _name, _desc, _units in (
-    ("absorption_probability", "probability that the jump chain started at the state is absorbed in the "
-     "minimum (fundamental matrix N = (I - Q)^-1, B = N R)", _ONE),
+    ("absorption_probability", ("probability that the jump chain started at the state is absorbed in the "
+     "minimum (fundamental matrix N = (I - Q)^-1, B = N R)"), _ONE),
     ("expected_hitting_time", "expected number of jumps before absorption (N 1)", None),
 ):
     for _suffix, _what in (("", _desc), ("_low", f"lower end of the interval of {_name}"),
@@ -282,7 +282,8 @@ _CLAIMS: dict[str, VariableSpec] = {
     "statement": _v(_C, "statement", "what the paper claims"),
     "measured": _v(_C, "measured", "what flowgeom measured"),
     "problems": _v(_C, "problems", "the problems the claim was measured on"),
-    "verdict": _v(_C, "verdict", "holds, holds with correction, contradicted or inconclusive"),
+    "verdict": _v(_C, "verdict", "one of flowgeom.audit VERDICTS: holds; holds, bound loose; holds with "
+                  "correction; contradicted"),
 }
 
 _T = ("trajectory",)

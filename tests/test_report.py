@@ -215,7 +215,7 @@ def _chromium(tmp_path, target: str, *extra: str) -> subprocess.CompletedProcess
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}",
            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=8000", *extra, target]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
 
 
 def _console_errors(stderr: str) -> list[str]:

@@ -16,7 +16,7 @@ from flowgeom.io import describe, load_dataset, save_dataset
 VERDICT_SAMPLE = ("holds", "holds, bound loose", "holds with correction", "contradicted")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_linear():
     """The four Datasets of a tiny deep linear problem, built with the public API (a few seconds)."""
     from flowgeom import Problem, build_strata_dataset, sample_basins, sample_transitions
@@ -34,7 +34,7 @@ def tiny_linear():
     }, claims
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_tanh():
     """The searched atlas of a tiny tanh network (labels c0, c1, ...)."""
     from flowgeom import Problem
