@@ -66,7 +66,7 @@ info.textContent='Stratum '+lab+': '+h.n+' completed visits (final visits exclud
 Plotly.react(plot,[{type:'bar',x:h.x,y:h.y,width:h.w,marker:{color:'#457b9d'},
 hovertemplate:'dwell %{x:.3g}: %{y}<extra></extra>'}],{title:{text:'dwell times at '+lab},
 xaxis:{title:{text:'dwell time (flow time)'}},yaxis:{title:{text:'visits'}},height:300,
-margin:{l:50,r:10,t:40,b:45}});}
+margin:{l:50,r:10,t:40,b:45}},{displayModeBar:false,responsive:true});}
 else if(cd.indexOf('edge:')===0){info.innerHTML=data.edges[cd]||'';Plotly.purge(plot);}});
 var m=location.hash.match(/^#fg-click=(.+)$/);
 if(m){gd.emit('plotly_click',{points:[{customdata:decodeURIComponent(m[1])}]});}})();
