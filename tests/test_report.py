@@ -211,10 +211,10 @@ def test_basins_by_horizon_figure(linear):
 
 
 # ---------------------------------------------------------------------------- in a browser
-def _chromium(tmp_path, target: str, *extra: str) -> subprocess.CompletedProcess:
+def _chromium(tmp_path, target: str, *extra: str, budget: int = 8000) -> subprocess.CompletedProcess:
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'ud'}",
-           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=8000", *extra, target]
+           "--enable-logging=stderr", "--v=0", f"--virtual-time-budget={budget}", *extra, target]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
 
 
@@ -224,7 +224,7 @@ def _console_errors(stderr: str) -> list[str]:
 
 
 @needs_chromium
-@pytest.mark.parametrize("model", ["linear", "tanh"])
+@pytest.mark.parametrize("model", ["linear", pytest.param("tanh", marks=pytest.mark.slow)])
 def test_browser_renders_report(tmp_path, linear, tanh, model):
     datasets = dict(linear[0]) if model == "linear" else dict(tanh)
     path = write_report(datasets, tmp_path / "report.html", claims=linear[1])
@@ -250,12 +250,14 @@ def test_browser_renders_report(tmp_path, linear, tanh, model):
 
 
 @needs_chromium
+@pytest.mark.slow
 def test_browser_screenshot_not_blank(tmp_path, linear):
     import matplotlib.image as mpimg
 
     path = write_report(linear[0], tmp_path / "report.html")
     shot = tmp_path / "shot.png"
-    run = _chromium(tmp_path, path.resolve().as_uri(), "--window-size=1200,1600", f"--screenshot={shot}")
+    run = _chromium(tmp_path, path.resolve().as_uri(), "--window-size=1200,1600", f"--screenshot={shot}",
+                    budget=3000)
     assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
     img = mpimg.imread(shot)[..., :3]
     colours = np.unique(img.reshape(-1, 3), axis=0)
