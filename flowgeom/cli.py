@@ -170,7 +170,8 @@ def run_strata(target, args, out: Path, atlas=None):
     from flowgeom._resolve import as_atlas
     from flowgeom.critical.dataset import strata_dataset
     from flowgeom.io import save_dataset
-    from flowgeom.linear.measure import add_paper_columns, strata_table
+    from flowgeom.audit.paper import add_paper_columns
+    from flowgeom.linear.measure import strata_table
 
     atlas = as_atlas(target, seed=args.seed) if atlas is None else atlas
     ranks = set(_ints(args.ranks, "--ranks")) if getattr(args, "ranks", None) else None
@@ -220,7 +221,7 @@ def run_basins(target, args, out: Path):
 def run_transitions(target, args, out: Path):
     from flowgeom.transitions import save_transitions, sample_transitions
 
-    ds = sample_transitions(target, args.samples, init_scale=args.init_scale, seed=args.seed)
+    ds = sample_transitions(target, args.samples, init_scale=args.init_scale, seed=args.seed, measure_visited=True)
     nc, gm = save_transitions(ds, out)
     _print_transitions(ds, args.samples, args.init_scale)
     print(f"-> {nc}, {gm}")

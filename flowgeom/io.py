@@ -1,7 +1,7 @@
 r"""Saving and loading flowgeom Datasets (NetCDF4 via h5netcdf, or Zarr), losslessly.
 
 Every flowgeom result Dataset (``strata``, ``basins``, ``transitions``, ...) carries
-provenance attributes (DESIGN.md): ``flowgeom_version``, ``widths`` (a list), ``whitened``
+provenance attributes (flowgeom.schema): ``flowgeom_version``, ``widths`` (a list), ``whitened``
 (a bool), ``seed`` (an int or ``None``), tolerances, ... NetCDF attributes can only hold
 strings, numbers and 1-D numeric arrays, so a bool, ``None``, a nested list or a dict would
 either be refused by the writer or come back as a different type. :func:`save_dataset`

@@ -154,7 +154,7 @@ def atlas(
     A.measure(keys, progress=progress)
     strata = strata_dataset(A)
     if getattr(A, "problem", None) is not None:
-        from flowgeom.linear.measure import add_paper_columns
+        from flowgeom.audit.paper import add_paper_columns
 
         strata = add_paper_columns(strata)
     strata.attrs["elapsed_s"] = time.perf_counter() - t + t_atlas

@@ -300,7 +300,7 @@ class Problem:
         return (self.U_X * self.S_X) @ self.V_Y
 
     def attrs(self) -> dict:
-        """Provenance attributes for Datasets (see DESIGN.md)."""
+        """Provenance attributes for Datasets (see flowgeom.schema)."""
         return {
             "widths": list(self.widths),
             "singular_values": [float(v) for v in self.singular_values],

@@ -148,7 +148,6 @@ def plot(ds: xr.Dataset):
     ax.axhline(ds.attrs["grad_tol"], color="k", lw=0.8, ls=":")
     st = ds["status"].values
     n_conv = int(np.sum(st == int(Status.CONVERGED)))
-    tf = ds["t_final"].values[st == int(Status.CONVERGED)]
     ax.set(xlabel="t", ylabel="$\\|\\nabla L(\\theta(t))\\|$", ylim=(1e-12, None))
     ax.set_title(f"(c) gradient norm: {n_conv}/{len(st)} reached $\\|\\nabla L\\|\\leq$"
                  f"{ds.attrs['grad_tol']:.0e} by t = {ds['time'].values[-1]:.0f};\nthe others still converging "

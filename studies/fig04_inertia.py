@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from flowgeom import Problem  # noqa: E402
+from flowgeom.audit import add_paper_columns  # noqa: E402
 from flowgeom.linear.measure import build_strata_dataset  # noqa: E402
 
 from studies import common  # noqa: E402
@@ -61,8 +62,8 @@ def compute(*, quick: bool = False) -> xr.Dataset:
         s = np.arange(w[-1], 0, -1, dtype=float)
         problem = Problem.from_spectrum(s, w)
         n_params = sum(a * b for a, b in zip(w[:-1], w[1:]))
-        ds = build_strata_dataset(problem, points_per_stratum=cfg["points_per_stratum"], seed=cfg["seed"],
-                                  local_dim=n_params <= cfg["local_dim_max_params"])
+        ds = add_paper_columns(build_strata_dataset(problem, points_per_stratum=cfg["points_per_stratum"], seed=cfg["seed"],
+                                  local_dim=n_params <= cfg["local_dim_max_params"]))
         order = np.lexsort((-ds["critical_value"].values, ds["rank"].values))
         ds = ds.isel(stratum=order)
         sub = xr.Dataset({v: ("slot", np.asarray(ds[v].values)) for v in VARS})

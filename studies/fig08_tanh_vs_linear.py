@@ -35,14 +35,8 @@ import xarray as xr  # noqa: E402
 from flowgeom import Problem  # noqa: E402
 from flowgeom.linear.strata import enumerate_strata  # noqa: E402
 from flowgeom.critical.linearization import hessian_inertia  # noqa: E402
-from flowgeom.nonlinear_atlas import (  # noqa: E402
-    CriticalClassClassifier,
-    CriticalClassIdentifier,
-    mlp_for_problem,
-    nonlinear_strata_dataset,
-    nonlinear_transitions,
-    search_for_atlas,
-)
+from flowgeom.critical import SearchedAtlas, strata_dataset  # noqa: E402
+from flowgeom.models import mlp_for_problem  # noqa: E402
 from flowgeom.plot import plot_transition_graph  # noqa: E402
 from flowgeom.transitions import sample_transitions  # noqa: E402
 
@@ -82,12 +76,12 @@ def compute(*, quick: bool = False) -> xr.Dataset:
     in_lin = hessian_inertia(lin, zero, method="dense", hessian=H_lin)
     in_tanh = hessian_inertia(tanh, zero, method="dense", hessian=H_tanh)
     # tanh: critical classes and the transitions of small initializations
-    search = search_for_atlas(tanh, n_starts=cfg["n_starts"], seed=cfg["seed"], small_scale=cfg["init_scale"],
-                              measure_dimension=cfg["measure_dimension"], max_iter=cfg["max_iter"])
-    strata = nonlinear_strata_dataset(tanh, search, seed=cfg["seed"])
-    ident = CriticalClassIdentifier(CriticalClassClassifier.from_strata(tanh, strata, search=search))
-    tr_tanh = nonlinear_transitions(tanh, ident, cfg["n_trajectories"], init_scale=cfg["init_scale"],
-                                    seed=cfg["seed"], t1=cfg["t1"], n_save=cfg["n_save"])
+    atlas = SearchedAtlas(tanh, n_starts=cfg["n_starts"], seed=cfg["seed"], small_scale=cfg["init_scale"],
+                          measure_dimension=cfg["measure_dimension"], max_iter=cfg["max_iter"])
+    n_found = len(atlas.sets())
+    tr_tanh = sample_transitions(tanh, cfg["n_trajectories"], atlas=atlas, init_scale=cfg["init_scale"],
+                                 seed=cfg["seed"], t1=cfg["t1"], n_save=cfg["n_save"])
+    strata = strata_dataset(atlas)
     # linear: the closed-form atlas; the same draws (both use default_rng(seed) * init_scale)
     tr_lin = sample_transitions(problem, cfg["n_trajectories"], init_scale=cfg["init_scale"], seed=cfg["seed"],
                                 t1=cfg["t1"], n_save=cfg["n_save"], theory=False)
@@ -118,7 +112,7 @@ def compute(*, quick: bool = False) -> xr.Dataset:
             "tanh_dominant_path": list(tr_tanh.attrs["dominant_path"]),
             "lin_n_unfinished": int(tr_lin.attrs["n_unfinished"]),
             "tanh_n_unfinished": int(tr_tanh.attrs["n_unfinished"]),
-            "tanh_n_discovered": int(tr_tanh.attrs["n_discovered"]),
+            "tanh_n_discovered": int(strata.sizes["stratum"] - n_found),
             "n_classes_tanh": int(strata.sizes["stratum"]),
         },
     )

@@ -134,15 +134,22 @@ def _strata(widths, s, **kw):
 
 @pytest.mark.parametrize("widths, s", [((4, 3, 2), (2.0, 1.0)), ((3, 2, 2), (2.0, 1.0))])
 def test_add_paper_columns_reproduces_the_strata_builder(widths, s):
-    import numpy as np
 
     from flowgeom.audit import PAPER_COLUMNS, add_paper_columns
 
+    from flowgeom.audit import paper_bounds
+
     ds = _strata(widths, s, points_per_stratum=2, seed=1)
-    out = add_paper_columns(ds.drop_vars(list(PAPER_COLUMNS)))
+    out = add_paper_columns(ds)
     for name in PAPER_COLUMNS:
-        assert np.array_equal(out[name].values, ds[name].values), name
-    assert out["contradicts_paper"].values.any()  # Lemma 4 at the top stratum r = 1 (README)
+        assert name in out and name not in ds, name
+    for k in range(out.sizes["stratum"]):
+        r = int(out["rank"].values[k])
+        assert tuple(int(out[c].values[k]) for c in ("paper_dim_bound", "paper_escape_bound", "paper_codim_bound")) \
+            == paper_bounds(widths, r)
+    # Lemma 4 at the top stratum r = 1 (README): n0 + n- = U_S - 1 there
+    top = list(out["label"].values).index("{0}")
+    assert bool(out["contradicts_paper"].values[top]) and "Lemma 4 violated" in str(out["paper_check"].values[top])
 
 
 def _synthetic(widths, rank, manifold_dim, n_neg, n_zero, stable_codim, kind, depth=None):

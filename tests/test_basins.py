@@ -8,7 +8,6 @@ Independent references used here:
   the balanced invariants C_j = 0, the critical points Sigma_S of the canonical loss.
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import xarray as xr
 from scipy import stats
 from scipy.integrate import solve_ivp
 

@@ -128,7 +128,15 @@ def test_classify_point_bad_input(pb543, pb322):
 
 # ---------------------------------------------------------------------------- charts (parametrization)
 from flowgeom.critical import local_dimension, refine  # noqa: E402
-from flowgeom.linear import build_strata_dataset, charts_for_stratum, make_chart, paper_bounds, strata_table  # noqa: E402
+from flowgeom.audit import add_paper_columns, paper_bounds  # noqa: E402
+from flowgeom.linear import charts_for_stratum, make_chart, strata_table  # noqa: E402
+from flowgeom.linear import build_strata_dataset as _build  # noqa: E402
+
+
+def build_strata_dataset(pb, **kw):
+    """The strata Dataset with the paper's columns joined (as the command line writes it)."""
+    return add_paper_columns(_build(pb, **kw))
+
 from flowgeom.models.deep_linear import DeepLinearNetwork  # noqa: E402
 
 SHAPES = [(3, 2, 2), (4, 3, 2), (4, 4, 3), (6, 5, 4), (4, 3, 3, 2), (5, 4, 3, 3, 2)]

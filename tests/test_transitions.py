@@ -9,7 +9,7 @@ Reference values and their sources:
 - Balanced scalar chain dw/dt = w^H (s - w^{H+1}): checked here against scipy's solve_ivp
   with an event, independently of the quadrature in the module.
 - Wilson score interval: scipy.stats.binomtest(...).proportion_ci(method="wilson").
-- Critical values 1/2 sum_{i not in S} s_i^2 recomputed here from s (DESIGN.md).
+- Critical values 1/2 sum_{i not in S} s_i^2 recomputed here from s (flowgeom.schema).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 from scipy.special import digamma
-from scipy.stats import binomtest
 
 from flowgeom import Problem
 from flowgeom.linear.strata import enumerate_strata
@@ -68,7 +67,7 @@ def _label(S):
 def small_eps_ds():
     """H = 1, whitened, s = (4, 2, 1), Gaussian init eps = 1e-6, 40 trajectories."""
     pb = Problem.from_spectrum(S421, W543)
-    return pb, sample_transitions(pb, 40, init_scale=1e-6, seed=11, integrate_options=NUMPY)
+    return pb, sample_transitions(pb, 40, init_scale=1e-6, seed=11, integrate_options=NUMPY, measure_visited=True)
 
 
 # ----------------------------------------------------------------------------- theory
@@ -516,7 +515,7 @@ def test_dataset_and_graph_files(tmp_path, small_eps_ds):
     assert nc.name == "transitions.nc" and gm.name == "transitions.graphml"
     back = load_dataset(nc)
     assert back.identical(ds)
-    # contract names (DESIGN.md)
+    # contract names (flowgeom.schema)
     for name in ("source", "target", "count", "probability", "probability_low", "probability_high", "mean_dwell"):
         assert back[name].dims == ("edge",)
     for name in ("trajectory", "stratum", "t_enter", "t_exit", "loss_plateau"):

@@ -156,7 +156,10 @@ def add_paper_columns(strata: xr.Dataset) -> xr.Dataset:
             missing = [v for v in ("manifold_dim", "stable_codim", "kind", "n_negative_min", "n_zero_min") if v not in strata]
             if missing:
                 raise InputError(f"`strata` lacks the measured variables {missing}; build it with the strata builder.")
-            contra, check = _check_row(strata, k, widths, H, dy, DC, US, PC, pk)
+            if "measured" in strata and not bool(strata["measured"].values[k]):
+                contra, check = False, "not measured"
+            else:
+                contra, check = _check_row(strata, k, widths, H, dy, DC, US, PC, pk)
         else:
             contra, check = False, _NO_COUNT
         for name, val in zip(PAPER_COLUMNS, (DC, US, PC, pk, contra, check)):

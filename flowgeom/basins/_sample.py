@@ -42,7 +42,6 @@ import hashlib
 import os
 import pickle
 import warnings
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -52,7 +51,6 @@ from flowgeom.basins.stats import _CI, _check_level, basin_fractions
 from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _STATE_VARS, _Job
 from flowgeom.basins.schedule import _execute, _executor_kind
 from flowgeom.basins.store import STORE_KEY, _completed, _drop_incomplete, _missing_ranges, _open_store, _write_chunk
-from flowgeom._types import FloatArray
 from flowgeom._version import __version__
 from flowgeom.critical.atlas import UNCLASSIFIED, Atlas, Limit
 from flowgeom.basins.samplers import Initializer, _check_seed, make_initializer
@@ -205,7 +203,7 @@ def sample_basins(
     Returns
     -------
     xarray.Dataset
-        The ``basins`` Dataset (DESIGN.md): dims ``sample``, ``stratum``; ``limit``,
+        The ``basins`` Dataset (flowgeom.schema): dims ``sample``, ``stratum``; ``limit``,
         ``final_loss``, ``final_grad_norm``, ``invariant_drift``, ``t_final``, ``status``
         (integrate.Status), ``n_grad_evals`` per sample; ``count``, ``fraction``,
         ``fraction_low``, ``fraction_high`` per stratum; ``count_<outcome>``,

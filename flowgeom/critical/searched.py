@@ -69,7 +69,7 @@ def _product_rank(model, theta) -> int:
 
 
 def data_attrs(model) -> dict:
-    """DESIGN.md provenance attrs of a model with data X, Y (s of Y V_X^1, as in Problem)."""
+    """The provenance attrs of a model with data X, Y (s of Y V_X^1, as in Problem)."""
     widths = [int(w) for w in getattr(model, "widths", ())]
     out: dict[str, Any] = {"widths": widths, "depth_H": len(widths) - 2 if widths else -1}
     X, Y = getattr(model, "X", None), getattr(model, "Y", None)

@@ -17,6 +17,8 @@ measure
     :func:`build_strata_dataset`: sampled points of each stratum, linearized.
 bounds
     Proposition 1 made explicit: :func:`flow_norm_bound`, :func:`safe_learning_rate` (H = 1).
+strictness
+    :func:`saddle_strictness`: strict / non-strict saddles for H >= 2 from ranks of partial products.
 theory
     Saxe et al. mode dynamics: :func:`transition_theory`.
 """
@@ -24,13 +26,15 @@ theory
 from flowgeom.linear.atlas import ClosedFormAtlas
 from flowgeom.linear.bounds import NormBound, SafeLearningRate, flow_norm_bound, safe_learning_rate
 from flowgeom.linear.charts import StratumChart, apply_gauge, charts_for_stratum, family_names, make_chart, random_gauge
-from flowgeom.linear.measure import build_strata_dataset, paper_bounds, strata_table
+from flowgeom.linear.measure import build_strata_dataset, strata_table
 from flowgeom.linear.strata import KINDS, Stratum, classify_point, enumerate_strata, format_label, learned_set, parse_label
+from flowgeom.linear.strictness import STRICTNESS_KINDS, StrictnessResult, add_strictness_columns, saddle_strictness
 from flowgeom.linear.theory import transition_theory
 
 __all__ = [
     "ClosedFormAtlas", "KINDS", "NormBound", "SafeLearningRate", "Stratum", "StratumChart", "apply_gauge", "build_strata_dataset",
     "charts_for_stratum", "classify_point", "enumerate_strata", "family_names", "flow_norm_bound", "format_label",
-    "learned_set", "make_chart", "paper_bounds", "parse_label", "random_gauge", "safe_learning_rate",
+    "learned_set", "make_chart", "parse_label",
+    "STRICTNESS_KINDS", "StrictnessResult", "add_strictness_columns", "saddle_strictness", "random_gauge", "safe_learning_rate",
     "strata_table", "transition_theory",
 ]

@@ -5,7 +5,7 @@ For each stratum S (see :func:`flowgeom.critical.enumerate_strata`) and each fam
 at each the gradient, loss, Hessian inertia (:func:`flowgeom.linearize.hessian_inertia`), the
 chart's Jacobian rank and the model-agnostic local dimension of the critical set
 (:func:`flowgeom.critical.refine.local_dimension`) are measured. The result is the ``strata``
-Dataset of DESIGN.md, with a second dimension ``point`` holding the per-point measurements.
+Dataset (schema: flowgeom.schema), with a second dimension ``point`` holding the per-point measurements.
 
 Paper's numbers (H = 1, 1 <= r <= d_y - 1 only; -1 elsewhere):
 
@@ -79,31 +79,9 @@ from flowgeom.linear.strata import enumerate_strata
 from flowgeom.linear.charts import RANK_RTOL
 
 __all__ = [
-    "paper_bounds",
     "build_strata_dataset",
     "strata_table",
-    "add_paper_columns",
 ]
-
-
-def paper_bounds(widths: Sequence[int], rank: int) -> tuple[int, int, int]:
-    r"""The paper's :math:`(D_C^r, U_S^r, U_S^r - D_C^r)` for H = 1 and 1 <= r <= d_y - 1; (-1, -1, -1) elsewhere.
-
-    :math:`D_C^r = 2d_1r - r^2 + (d_1-r)(d_x-d_y)` (Lemma 3),
-    :math:`U_S^r = D_C^r + (d_y-r)(d_1-r) + 1` (Lemma 4), and the codimension of the set of
-    initializations converging to :math:`\mathrm{Crit}_r` that Proof 2 concludes,
-    :math:`\dim\mathcal{X} - (D_C^r + \dim\mathcal{X} - U_S^r) = (d_y-r)(d_1-r)+1`.
-    """
-    w = tuple(int(d) for d in widths)
-    if len(w) != 3:
-        return -1, -1, -1
-    dx, d1, dy = w
-    r = int(rank)
-    if not (1 <= r <= dy - 1):
-        return -1, -1, -1
-    DC = 2 * d1 * r - r * r + (d1 - r) * (dx - dy)
-    US = DC + (dy - r) * (d1 - r) + 1
-    return DC, US, US - DC
 
 
 def build_strata_dataset(
@@ -130,9 +108,9 @@ def build_strata_dataset(
     Builds (or takes) the :class:`flowgeom.linear.ClosedFormAtlas` of ``problem``, measures the
     selected strata (:meth:`~flowgeom.linear.ClosedFormAtlas.measure`: ``points_per_stratum`` points
     per family drawn through the charts, inertia, chart rank, refinement-cloud dimension), writes the
-    generic Dataset of :func:`flowgeom.critical.dataset.strata_dataset` and joins the paper's
-    columns (``paper_dim_bound``, ``paper_escape_bound``, ``paper_codim_bound``, ``paper_kind``,
-    ``contradicts_paper``, ``paper_check``).
+    generic Dataset of :func:`flowgeom.critical.dataset.strata_dataset`. The paper's columns are
+    joined by :func:`flowgeom.audit.add_paper_columns` (the command line and :func:`flowgeom.atlas`
+    do it), so that deep-linear measurements and paper knowledge stay in separate places.
 
     Parameters
     ----------
@@ -169,67 +147,6 @@ def build_strata_dataset(
     ds = strata_dataset(atlas, keys)
     if store_points is False or (store_points == "auto" and atlas.model.n_params > 20000):
         ds = ds.drop_vars("point_theta", errors="ignore")
-    return add_paper_columns(ds)
-
-
-def add_paper_columns(ds):
-    r"""Join the paper's counts onto a deep linear ``strata`` Dataset and flag contradictions.
-
-    Adds ``paper_dim_bound`` (:math:`D_C^r`), ``paper_escape_bound`` (:math:`U_S^r`),
-    ``paper_codim_bound`` (:math:`U_S^r - D_C^r`), -1 where the paper gives none (:func:`paper_bounds`);
-    ``paper_kind`` (Proposition 2: strict saddles below rank d_y, H = 1 only), ``contradicts_paper`` and
-    the text ``paper_check``: measured dimension against :math:`D_C^r` (Lemma 3), the smallest
-    :math:`n_0 + n_-` against :math:`U_S^r` (Lemma 4), the stable codimension against the paper's.
-    """
-    widths = tuple(int(w) for w in ds.attrs["widths"])
-    H = len(widths) - 2
-    dy = widths[-1]
-    K = ds.sizes["stratum"]
-    cols = {k: [] for k in ("paper_dim_bound", "paper_escape_bound", "paper_codim_bound", "paper_kind",
-                           "contradicts_paper", "paper_check")}
-    for i in range(K):
-        r = int(ds["rank"].values[i])
-        DC, US, PC = paper_bounds(widths, r)
-        cols["paper_dim_bound"].append(DC)
-        cols["paper_escape_bound"].append(US)
-        cols["paper_codim_bound"].append(PC)
-        paper_kind = ("global_min" if r == dy else "strict_saddle") if H == 1 else "n/a"
-        cols["paper_kind"].append(paper_kind)
-        notes, contra = [], False
-        measured = bool(ds["measured"].values[i])
-        if DC >= 0 and measured:
-            mdim = int(ds["manifold_dim"].values[i])
-            if mdim > DC:
-                notes.append(f"dim {mdim} > D_C {DC}: Lemma 3 violated")
-                contra = True
-            elif mdim == DC:
-                notes.append(f"dim {mdim} = D_C (bound attained)")
-            elif mdim >= 0:
-                notes.append(f"dim {mdim} < D_C {DC}")
-            pts = ds["point_stratum"].values == i
-            esc_min = int(np.min(ds["point_n_negative"].values[pts] + ds["point_n_zero"].values[pts]))
-            if esc_min < US:
-                notes.append(f"n0+n- = {esc_min} < U_S {US}: Lemma 4 violated")
-                contra = True
-            else:
-                notes.append(f"n0+n- = {esc_min} >= U_S {US}")
-            sc = int(ds["stable_codim"].values[i])
-            if 0 <= sc < PC:
-                notes.append(f"stable codim {sc} < paper codim {PC}" + (" (< 2: paper's 'dim X - 2' fails)" if sc < 2 else ""))
-                contra = True
-            elif sc >= 0:
-                notes.append(f"stable codim {sc} >= paper codim {PC}")
-        if H == 1 and measured and str(ds["kind"].values[i]) != paper_kind:
-            notes.append(f"kind {ds['kind'].values[i]} != Proposition 2's {paper_kind}")
-            contra = True
-        if not measured:
-            notes.append("not measured")
-        cols["contradicts_paper"].append(bool(contra))
-        cols["paper_check"].append("; ".join(notes) if notes else "no paper count for this stratum")
-    for name, vals in cols.items():
-        arr = np.array(vals, dtype=object) if name in ("paper_kind", "paper_check") else np.asarray(vals)
-        ds[name] = ("stratum", arr)
-    ds.attrs["paper_bounds"] = "D_C^r (Lemma 3), U_S^r (Lemma 4), U_S^r - D_C^r (Proof 2); H = 1, 1 <= r <= d_y - 1 only"
     return ds
 
 

@@ -18,7 +18,7 @@ Ganguli 2014; Jacot et al. 2021). This package
    (:func:`to_graphml`, :func:`read_graphml`, :func:`parse_inertia`);
 4. sets the observation beside the theory of the mode dynamics (:func:`transition_theory`, in
    :mod:`~flowgeom.transitions.theory`);
-5. writes the ``transitions`` Dataset and GraphML file of DESIGN.md
+5. writes the ``transitions`` Dataset and GraphML file (schema: flowgeom.schema)
    (:func:`transitions_dataset`, :func:`save_transitions` in
    :mod:`~flowgeom.transitions.dataset`; :func:`sample_transitions` in
    :mod:`~flowgeom.transitions.sample` runs the whole pipeline).

@@ -1,4 +1,4 @@
-r"""The ``transitions`` Dataset of DESIGN.md and its files.
+r"""The ``transitions`` Dataset (schema: flowgeom.schema) and its files.
 
 :func:`transitions_dataset` gathers the edge, visit and node tables of a
 :class:`~flowgeom.transitions.TransitionGraph`, the loss curves and, when given, the theory
@@ -80,7 +80,7 @@ def transitions_dataset(
     traj: Any = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    r"""The ``transitions`` Dataset of DESIGN.md from a :class:`TransitionGraph`.
+    r"""The ``transitions`` Dataset (schema: flowgeom.schema) from a :class:`TransitionGraph`.
 
     Dimensions and variables:
 

@@ -113,7 +113,7 @@ class Visits:
         return [tuple(p) for p in out]
 
     def to_dataset(self) -> xr.Dataset:
-        """The per-visit table as a Dataset with dimension ``visit`` (DESIGN.md names)."""
+        """The per-visit table as a Dataset with dimension ``visit`` (names of flowgeom.schema)."""
         return xr.Dataset(
             {
                 "trajectory": ("visit", np.asarray(self.trajectory, dtype=np.int64)),

@@ -76,7 +76,7 @@ class StratumNode:
     Attributes
     ----------
     label : str
-        Stratum label, e.g. ``"{0,1}"`` (DESIGN.md), or ``"c3"`` for a critical point found by
+        Stratum label, e.g. ``"{0,1}"`` (flowgeom.schema), or ``"c3"`` for a critical point found by
         :class:`RefineIdentifier`, or :data:`UNIDENTIFIED`.
     rank : int, default -1
         Rank r = |S| of the stratum; -1 when unknown.
@@ -163,7 +163,7 @@ def _replace(node: StratumNode, **changes) -> StratumNode:
 
 
 def _learned_label(learned: Sequence[int]) -> str:
-    """DESIGN.md label of a learned set: ``() -> "{}"``, ``(0, 2) -> "{0,2}"``."""
+    """The label of a learned set: ``() -> "{}"``, ``(0, 2) -> "{0,2}"``."""
     return "{" + ",".join(str(int(i)) for i in sorted(learned)) + "}"
 
 

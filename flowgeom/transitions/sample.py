@@ -7,7 +7,7 @@ graph and sets the theory beside it, returning the ``transitions`` Dataset.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import xarray as xr
@@ -101,6 +101,7 @@ def sample_transitions(
     n_save: int = 400,
     grad_tol: float = 1e-10,
     grow: bool = True,
+    measure_visited: bool = False,
     detect_options: Mapping[str, Any] | None = None,
     confidence_level: float = CONFIDENCE_LEVEL,
     theory: bool = True,
@@ -138,6 +139,9 @@ def sample_transitions(
         Number of log-spaced save times.
     grow : bool, default True
         Plateaus at critical points the atlas does not know grow it (searched atlases).
+    measure_visited : bool, default False
+        Linearize the visited critical sets (:meth:`Atlas.measure`), so that the graph's nodes carry
+        their measured inertia and kind.
     detect_options : mapping, optional
         Keyword arguments of :func:`detect_visits` (thresholds).
     confidence_level : float, default 0.95
@@ -176,6 +180,9 @@ def sample_transitions(
     )
     ident = AtlasIdentifier(atlas, grow=grow)
     visits = detect_visits(traj, atlas, identify=ident, **dict(detect_options or {}))
+    if measure_visited:
+        labels = set(str(x) for x in visits.stratum)
+        atlas.measure([cs.key for cs in atlas.sets() if cs.label in labels])
     tg = build_transition_graph(visits, ident.nodes, confidence_level=confidence_level)
     th = None
     if theory and problem is not None and problem.whitened:

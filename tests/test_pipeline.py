@@ -1,0 +1,100 @@
+"""flowgeom.atlas and the stage commands: one pipeline for every model, one schema for its outputs."""
+
+import numpy as np
+import pytest
+
+import flowgeom
+from flowgeom import Problem
+from flowgeom.cli import main
+from flowgeom.io import load_dataset
+
+CORE_STRATA = {"n_negative", "n_zero", "n_positive", "manifold_dim", "morse_bott", "stable_codim", "kind", "measured"}
+CORE_BASINS = {"limit", "final_loss", "final_grad_norm", "count", "fraction", "fraction_low", "fraction_high"}
+CORE_TRANSITIONS = {"source", "target", "count", "probability", "probability_low", "probability_high",
+                    "mean_dwell", "trajectory", "stratum", "t_enter", "t_exit"}
+FAST_BASINS = dict(t1=20.0, max_steps=20_000, scheduler="synchronous")
+
+
+@pytest.fixture(scope="module")
+def linear_and_tanh():
+    pb = Problem.from_spectrum([2.0, 1.0], (3, 2, 2))
+    lin = flowgeom.atlas(pb, samples=24, transition_samples=4, basins_options=FAST_BASINS)
+    tanh = flowgeom.atlas(flowgeom.mlp_for_problem(pb, "tanh"), samples=24, transition_samples=4,
+                          transition_scale=1e-3, basins_options=FAST_BASINS, atlas_options={"n_starts": 12},
+                          transitions_options={"t1": 60.0})
+    return lin, tanh
+
+
+def test_same_core_schema_for_every_model(linear_and_tanh):
+    for out in linear_and_tanh:
+        assert set(out) == {"strata", "basins", "transitions"}
+        assert CORE_STRATA <= set(out["strata"].variables)
+        assert CORE_BASINS <= set(out["basins"].variables)
+        assert CORE_TRANSITIONS <= set(out["transitions"].variables)
+
+
+def test_strata_and_basins_agree_on_every_kind_and_reached_strata_are_measured(linear_and_tanh):
+    for out in linear_and_tanh:
+        strata, basins = out["strata"], out["basins"]
+        kind_of = dict(zip(strata["label"].values, strata["kind"].values))
+        for lab, kind in zip(basins["label"].values, basins["kind"].values):
+            assert kind_of[lab] == kind, lab
+        reached = {basins["label"].values[k] for k in basins["limit"].values if k >= 0}
+        measured = dict(zip(strata["label"].values, strata["measured"].values))
+        assert reached and all(measured[lab] for lab in reached)
+        visited = set(out["transitions"]["stratum"].values)
+        assert all(measured[lab] for lab in visited)
+
+
+def test_h2_kinds_agree_between_strata_and_basins():
+    """For H >= 2 the closed-form kind and the measured one can differ: both files carry the measured one."""
+    pb = Problem.from_spectrum([2.0, 1.0], (2, 2, 2, 2))
+    out = flowgeom.atlas(pb, samples=12, transition_samples=0, basins_options=FAST_BASINS,
+                         atlas_options={"points_per_stratum": 1})
+    kind_of = dict(zip(out["strata"]["label"].values, out["strata"]["kind"].values))
+    assert "non_strict_saddle" in kind_of.values()
+    for lab, kind in zip(out["basins"]["label"].values, out["basins"]["kind"].values):
+        assert kind_of[lab] == kind
+
+
+@pytest.mark.parametrize("command", ["strata", "basins", "transitions"])
+def test_every_stage_command_takes_a_nonlinear_model(command, tmp_path, capsys):
+    argv = [command, "--model", "tanh", "--widths", "3,2,2", "--singular-values", "2,1", "--out", str(tmp_path)]
+    if command == "basins":
+        argv += ["--samples", "8"]
+    if command == "transitions":
+        argv += ["--samples", "3", "--init-scale", "1e-3"]
+    assert main(argv) == 0
+    name = {"strata": "strata", "basins": "basins", "transitions": "transitions"}[command]
+    ds = load_dataset(tmp_path / f"{name}.nc")
+    core = {"strata": CORE_STRATA, "basins": CORE_BASINS, "transitions": CORE_TRANSITIONS}[command]
+    assert core <= set(ds.variables)
+    assert all(str(lab).startswith("c") for lab in ds["label"].values)
+
+
+def test_atlas_rejects_bad_arguments():
+    pb = Problem.default()
+    with pytest.raises(ValueError, match="`samples` must be >= 0"):
+        flowgeom.atlas(pb, samples=-1)
+    with pytest.raises(ValueError, match="`measure`"):
+        flowgeom.atlas(pb, samples=0, transition_samples=0, measure="some")
+    with pytest.raises(TypeError, match="`problem_or_model` must be"):
+        flowgeom.atlas("default", samples=0, transition_samples=0)
+
+
+def test_main_job_on_raw_and_whitened_data(tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((4, 30)) * np.array([[1.0], [2.0], [0.5], [3.0]])
+    Y = rng.standard_normal((3, 30))
+    U, _, Vt = np.linalg.svd(X, full_matrices=False)
+    for data in (X, U @ Vt):
+        pb = Problem.from_data(data, Y, (4, 3, 3))
+        out = flowgeom.atlas(pb, samples=16, transition_samples=3, basins_options=FAST_BASINS)
+        b = out["basins"]
+        assert int(b.count_unclassified) == 0
+        # every limit found is the global minimum (raw units make the flow stiff: some samples may
+        # still be converging at this short horizon, never misclassified)
+        converged = b.limit.values >= 0
+        assert converged.sum() >= 3
+        assert np.all(b.limit.values[converged] == b.sizes["stratum"] - 1)
+        assert out["strata"].attrs["loss_offset"] == pytest.approx(pb.loss_offset)
