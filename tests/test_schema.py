@@ -37,13 +37,13 @@ def tiny_linear():
 @functools.cache
 def tiny_tanh():
     """The searched atlas of a tiny tanh network (labels c0, c1, ...)."""
-    from flowgeom import Problem
-    from flowgeom.nonlinear_atlas import mlp_for_problem, nonlinear_atlas
+    from flowgeom import Problem, atlas, mlp_for_problem
 
     pb = Problem.from_spectrum((1.0,), (2, 2, 1))
     m = mlp_for_problem(pb, "tanh")
-    return nonlinear_atlas(m, n_starts=12, n_samples=12, seed=0, transition_samples=4, scheduler="synchronous",
-                           attrs=pb.attrs())
+    return atlas(m, samples=12, transition_samples=4, transition_scale=1e-3, seed=0,
+                 atlas_options={"n_starts": 12}, basins_options={"scheduler": "synchronous"},
+                 transitions_options={"t1": 60.0})
 
 
 def _all_built():

@@ -31,6 +31,9 @@ CORE_POINT_COLUMNS = (
     "stable_codim", "stable_codim_lower",
 )
 
+# Dataset names of point columns whose name in CriticalSet.points is shorter (names kept from 0.1)
+POINT_NAMES = {"decided": "inertia_decided"}
+
 STORE_THETA_MAX_PARAMS = 20000
 """``point_theta`` is stored when the model has at most this many parameters."""
 
@@ -140,7 +143,7 @@ def strata_dataset(atlas: Atlas, keys: Sequence[int] | None = None, *, attrs: di
     if point_stratum:
         data["point_stratum"] = ("point", np.asarray(point_stratum, dtype=np.int64))
         for key, vals in point_cols.items():
-            data["point_" + key] = ("point", _column(vals))
+            data["point_" + POINT_NAMES.get(key, key)] = ("point", _column(vals))
         if thetas:
             data["point_theta"] = (("point", "param"), np.concatenate(thetas, axis=0))
     coords = {
