@@ -31,9 +31,6 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
-    MAX_FACTOR,
-    MIN_FACTOR,
-    SAFETY,
     Status,
     _RUNNING,
     _initial_step,
@@ -41,6 +38,7 @@ from flowgeom.flow._base import (
     _rms,
     _start,
 )
+from flowgeom.flow._controller import step_factor, underflow
 
 MAX_NEWTON = 12  # simplified-Newton iterations before the step is declared failed
 MAX_FIXED_POINT = 40  # fixed-point iterations (linear convergence at rate ~ h ||Hess||)
@@ -264,18 +262,13 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, solver, rtol, atol, gr
             st[big] = Status.DIVERGED
             status[acc] = st
         if adaptive:
-            with np.errstate(divide="ignore"):
-                fac = SAFETY * en ** (-1.0 / (p + 1))
-            fac = np.where(np.isfinite(fac), fac, np.where(en == 0, MAX_FACTOR, MIN_FACTOR))
-            grow = np.minimum(MAX_FACTOR, fac)
-            grow = np.where(rejected, np.minimum(1.0, grow), grow)
+            fac = step_factor(en, accept, rejected, -1.0 / (p + 1))
             # a step shortened to land on a save time does not shrink the controller's step
-            h_acc = np.where(landing, np.maximum(h, H * grow), H * grow)
-            h_rej = np.where(ok, H * np.maximum(MIN_FACTOR, np.minimum(fac, 1.0)), 0.5 * H)
+            h_acc = np.where(landing, np.maximum(h, H * fac), H * fac)
+            h_rej = np.where(ok, H * fac, 0.5 * H)
             h = np.where(accept, h_acc, h_rej)
             rejected = ~accept
-            underflow = ~accept & (h < 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
-            status[underflow & (status == _RUNNING)] = Status.FAILED
+            status[~accept & underflow(h, t) & (status == _RUNNING)] = Status.FAILED
         else:
             status[~accept & (status == _RUNNING)] = Status.FAILED
         status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS

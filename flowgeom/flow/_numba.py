@@ -31,8 +31,15 @@ except ImportError:  # pragma: no cover
 # assumptions, which would break the divergence checks.
 _FM = {"nsz", "arcp", "contract", "reassoc"}
 
-# status codes and controller constants, mirrored from flowgeom.integrate (checked at import there)
-_CONVERGED, _REACHED_T1, _DIVERGED, _MAX_STEPS, _FAILED, _RUNNING = 0, 1, 2, 3, 4, -1
+# status codes and controller constants: imported (never re-typed); numba captures these
+# module-level ints and floats as compile-time constants.
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY  # noqa: E402
+from flowgeom.flow._status import CONVERGED as _CONVERGED  # noqa: E402
+from flowgeom.flow._status import DIVERGED as _DIVERGED  # noqa: E402
+from flowgeom.flow._status import FAILED as _FAILED  # noqa: E402
+from flowgeom.flow._status import MAX_STEPS as _MAX_STEPS  # noqa: E402
+from flowgeom.flow._status import REACHED_T1 as _REACHED_T1  # noqa: E402
+from flowgeom.flow._status import RUNNING as _RUNNING  # noqa: E402
 
 
 def _network_arrays(net):
@@ -63,7 +70,7 @@ def _network_arrays(net):
 
 
 if HAVE_NUMBA:
-    from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E, MAX_FACTOR, MIN_FACTOR, SAFETY
+    from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E
 
     _A = np.ascontiguousarray(DP_A)
     _B = np.ascontiguousarray(DP_B)
