@@ -8,7 +8,7 @@ Public names: :func:`integrate`, :func:`gradient_descent`, :class:`FlowOptions`,
 Private modules, one concept each: ``_status`` (statuses), ``_controller`` (the step-size
 controller and its constants), ``_methods`` (registry), ``_options`` (FlowOptions),
 ``_base`` (SaveAt, Trajectory, the recorder, DOPRI5 tableau), ``_explicit`` (numpy DOPRI5,
-GD), ``_implicit`` (Gauss--Legendre), ``_rosenbrock`` (RODAS3, stiff), ``_stiffness``
+GD), ``_implicit`` (Gauss--Legendre), ``_rosenbrock`` (RODAS4, stiff), ``_stiffness``
 (``method="auto"``), ``_numba`` (compiled kernels), ``_integrate`` (entry points).
 """
 

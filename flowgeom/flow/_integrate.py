@@ -190,7 +190,7 @@ def integrate(
           4, conserves quadratic invariants; step doubling; steps land on save times.
           ``"implicit-midpoint"``: its 1-stage (order 2) member. ``solver``: "newton" (dense
           Hessian), "fixed-point", or "auto" (newton for n <= 200).
-        - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS3, order 3(2), the exact Hessian as
+        - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS4, order 4(3), the exact Hessian as
           Jacobian (``solver``: "dense" LU for n <= 200, "krylov" GMRES on ``model.hvp``
           beyond; "auto" picks); cubic Hermite dense output. For stiff flows (raw data).
         - ``"auto"``: a stiffness estimate at t0 (:func:`flowgeom.flow._stiffness.stiffness`)

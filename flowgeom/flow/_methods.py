@@ -50,12 +50,12 @@ _RECORDS = (
                "2-stage Gauss-Legendre collocation, conserves quadratic invariants"),
     MethodInfo("implicit-midpoint", 2, True, True, True, False,
                "1-stage Gauss collocation, conserves quadratic invariants"),
-    MethodInfo("rosenbrock", 3, True, True, False, True,
-               "RODAS3 Rosenbrock 3(2), L-stable, exact Hessian as Jacobian, for stiff flows"),
+    MethodInfo("rosenbrock", 4, True, True, False, True,
+               "RODAS4 Rosenbrock 4(3), L-stable, exact Hessian as Jacobian, for stiff flows"),
     MethodInfo("auto", 0, False, False, False, False,
                "dopri5 or rosenbrock, chosen per ensemble from a stiffness estimate at t0"),
 )
-_ALIASES = {"invariant": "gauss-legendre", "stiff": "rosenbrock", "rodas3": "rosenbrock"}
+_ALIASES = {"invariant": "gauss-legendre", "stiff": "rosenbrock", "rodas4": "rosenbrock"}
 
 #: name or alias -> :class:`MethodInfo`
 METHODS: dict[str, MethodInfo] = {r.name: r for r in _RECORDS}

@@ -1,4 +1,4 @@
-r"""A cheap stiffness estimate at :math:`t_0` and the automatic choice between DOPRI5 and RODAS3.
+r"""A cheap stiffness estimate at :math:`t_0` and the automatic choice between DOPRI5 and the Rosenbrock method.
 
 An explicit method is stability-limited on :math:`\dot y = -\nabla L(y)` to steps
 :math:`h \lesssim \rho / \lambda_{max}`, with :math:`\lambda_{max}` the largest Hessian
