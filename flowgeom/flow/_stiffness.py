@@ -6,12 +6,17 @@ eigenvalue magnitude and :math:`\rho \approx 3.3` the extent of DOPRI5's stabili
 the negative real axis (Hairer & Wanner, *Solving ODEs II*, Sec. IV.2). Over a horizon
 :math:`T` it needs at least :math:`n_{exp} = \lambda_{max} T / \rho` steps, whatever the
 tolerance. The horizon is :math:`T = \min(t_1 - t_0, T_{conv})`, where
-:math:`T_{conv} = \ln(\|\nabla L(y_0)\| / \mathrm{grad\_tol}) / \lambda_{low}` is the time
+:math:`T_{conv} = c\,\ln(\|\nabla L(y_0)\| / \mathrm{grad\_tol}) / \lambda_{low}`
+(:math:`c` = ``CONV_SAFETY`` = 10: the curvature at :math:`t_0` is not the one near the end) bounds the time
 the slowest resolved mode (:math:`\lambda_{low}`: the smallest eigenvalue magnitude above
 :math:`10^{-6}\lambda_{max}`, known only for dense Hessians) needs to reach ``grad_tol``.
 ``method="auto"`` picks ``"rosenbrock"`` when the ensemble's median :math:`n_{exp}` exceeds
 ``AUTO_STEPS`` (a stiff flow, where an L-stable step independent of :math:`\lambda_{max}` wins),
-else ``"dopri5"``.
+else ``"dopri5"``. Calibration (measured, 32 trajectories, 2 shared cores): the default canonical
+problem (scale 1, t1 = 100) gives :math:`n_{exp} \approx 600`, and DOPRI5 (numba) is 6x faster
+than RODAS4 there; Gaussian data (5, 4, 3) in raw units gives :math:`n_{exp} \approx 1.1 \cdot 10^4`
+and RODAS4 is 4.6x faster than DOPRI5; the raw regression set of issue 12 gives
+:math:`n_{exp} \approx 6 \cdot 10^6` (DOPRI5 exhausts 100,000 steps before t = 0.04).
 
 :math:`\lambda_{max}` comes from ``numpy.linalg.eigvalsh`` of ``model.hessian`` for
 ``n_params <= DENSE_MAX_PARAMS``, else from ``POWER_ITERATIONS`` power iterations on
@@ -25,7 +30,8 @@ import numpy as np
 from flowgeom.flow._rosenbrock import DENSE_MAX_PARAMS
 
 DOPRI5_STABILITY = 3.3  # extent of DOPRI5's stability region on the negative real axis
-AUTO_STEPS = 20_000.0  # above this many stability-limited explicit steps, the flow counts as stiff
+AUTO_STEPS = 10_000.0  # above this many stability-limited explicit steps, the flow counts as stiff
+CONV_SAFETY = 10.0  # T_conv from t0 curvature underestimates the time to converge (curvature changes)
 POWER_ITERATIONS = 20
 LOW_CUTOFF = 1e-6  # eigenvalues below LOW_CUTOFF * lambda_max count as zero modes
 
@@ -57,7 +63,7 @@ def stiffness(model, y0, t0, t1, grad_tol, *, seed=0) -> dict:
         gn = np.linalg.norm(model.grad(y0), axis=1)
         T = np.full(N, float(t1 - t0))
         if grad_tol > 0:
-            t_conv = np.log(np.maximum(gn / grad_tol, 1.0)) / low
+            t_conv = CONV_SAFETY * np.log(np.maximum(gn / grad_tol, 1.0)) / low
             T = np.where(np.isfinite(t_conv), np.minimum(T, t_conv), T)
         n_exp = lam_max * T / DOPRI5_STABILITY
     med = float(np.nanmedian(n_exp)) if np.any(np.isfinite(n_exp)) else 0.0
