@@ -269,32 +269,28 @@ class _Recorder:
                     self.grad_norm[g, j:] = gnorm[i]
 
     def result(self, method, rtol, atol, backend="numpy", lr=None, info=None) -> Trajectory:
-        model = self.model
-        with np.errstate(all="ignore"):
-            loss_f = np.asarray(model.loss(self.y_final), dtype=np.float64)
-            gn_f = np.linalg.norm(model.grad(self.y_final), axis=-1)
         assert np.all(self.status != _RUNNING), "internal error: a trajectory was left running"
-        return Trajectory(
-            ts=self.ts,
-            ys=self.ys,
-            loss=self.loss,
-            grad_norm=self.grad_norm,
-            y_final=self.y_final,
-            t_final=self.t_final,
-            loss_final=loss_f,
-            grad_norm_final=gn_f,
-            status=self.status,
-            n_steps=self.n_steps,
-            n_rhs=self.n_rhs,
-            invariant_drift=self.drift,
-            method=method,
-            rtol=float(rtol),
-            atol=float(atol),
-            backend=backend,
-            lr=lr,
-            info=info,
-        )
+        return build_trajectory(self.model, ts=self.ts, ys=self.ys, loss=self.loss, grad_norm=self.grad_norm,
+                                y_final=self.y_final, t_final=self.t_final, status=self.status,
+                                n_steps=self.n_steps, n_rhs=self.n_rhs, drift=self.drift, method=method,
+                                rtol=rtol, atol=atol, backend=backend, lr=lr, info=info)
 
+
+def build_trajectory(model, *, ts, ys, loss, grad_norm, y_final, t_final, status, n_steps, n_rhs, drift, method,
+                     rtol, atol, backend="numpy", lr=None, info=None) -> Trajectory:
+    """The one place a :class:`Trajectory` is assembled (numpy recorder and compiled kernels alike).
+
+    Adds the final loss and gradient norm, evaluated by ``model`` at ``y_final``.
+    """
+    with np.errstate(all="ignore"):
+        loss_f = np.asarray(model.loss(y_final), dtype=np.float64)
+        gn_f = np.linalg.norm(model.grad(y_final), axis=-1)
+    return Trajectory(
+        ts=ts, ys=ys, loss=loss, grad_norm=grad_norm, y_final=y_final, t_final=t_final, loss_final=loss_f,
+        grad_norm_final=gn_f, status=np.asarray(status, dtype=np.int8), n_steps=n_steps, n_rhs=n_rhs,
+        invariant_drift=drift, method=method, rtol=float(rtol), atol=float(atol), backend=backend,
+        lr=None if lr is None else float(lr), info=info,
+    )
 
 
 def _initial_step(fun, y0, f0, t_span, order, rtol, atol):

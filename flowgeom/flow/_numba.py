@@ -603,16 +603,12 @@ def _outputs(N, S, n, states):
 
 
 def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method, rtol, atol, lr=None):
-    from flowgeom.flow._base import Trajectory
+    from flowgeom.flow._base import build_trajectory
 
-    with np.errstate(all="ignore"):
-        loss_f = np.asarray(net.loss(y_final), dtype=np.float64)
-        gn_f = np.linalg.norm(net.grad(y_final), axis=-1)
-    return Trajectory(
-        ts=ts, ys=ys if states else None, loss=loss_s, grad_norm=gn_s, y_final=y_final, t_final=out_f[:, 0].copy(),
-        loss_final=loss_f, grad_norm_final=gn_f, status=out_i[:, 0].astype(np.int8), n_steps=out_i[:, 1].copy(),
-        n_rhs=out_i[:, 2].copy(), invariant_drift=out_f[:, 1].copy(), method=method, rtol=float(rtol),
-        atol=float(atol), backend="numba", lr=lr,
+    return build_trajectory(
+        net, ts=ts, ys=ys if states else None, loss=loss_s, grad_norm=gn_s, y_final=y_final,
+        t_final=out_f[:, 0].copy(), status=out_i[:, 0], n_steps=out_i[:, 1].copy(), n_rhs=out_i[:, 2].copy(),
+        drift=out_f[:, 1].copy(), method=method, rtol=rtol, atol=atol, backend="numba", lr=lr,
     )
 
 
