@@ -97,7 +97,7 @@ def main(argv=None):
     print(f"auto chose {tr_auto.method!r}: {tr_auto.info}")
     for name, cls in (("scipy BDF loop", BDF), ("scipy Radau loop", Radau)):
         t = time.perf_counter()
-        y, nfev, njev, ok = scipy_loop(model, theta0[:n_scipy], cls, RTOL, ATOL)
+        y, nfev, _, ok = scipy_loop(model, theta0[:n_scipy], cls, RTOL, ATOL)
         dt = time.perf_counter() - t
         rows.append((name, n_scipy / dt, int(ok.sum()), n_scipy, float("nan"), nfev / n_scipy,
                      float(np.max(np.linalg.norm(model.grad(y), axis=1)))))

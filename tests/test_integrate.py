@@ -641,8 +641,8 @@ def test_flow_options_validate_replace_attrs_and_overrides():
     attrs = o.attrs()
     json.dumps(attrs)
     assert attrs["flow_method"] == "gauss-legendre" and attrs["flow_dt0"] == "none"
-    for bad, match in [(dict(rtol=-1), "`rtol`"), (dict(max_steps=0), "`max_steps`"), (dict(backend="gpu"), "`backend`"),
-                       (dict(adaptive=False), "`dt0`"), (dict(method="rk4"), "rosenbrock")]:
+    for bad, match in [({"rtol": -1}, "`rtol`"), ({"max_steps": 0}, "`max_steps`"), ({"backend": "gpu"}, "`backend`"),
+                       ({"adaptive": False}, "`dt0`"), ({"method": "rk4"}, "rosenbrock")]:
         with pytest.raises(InputError, match=match):
             FlowOptions(**bad)
     with pytest.raises(InputError, match="unknown flow option"):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowgeom._types import FloatArray
-
-from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY, rms as _rms  # noqa: F401
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY  # noqa: F401
+from flowgeom.flow._controller import rms as _rms
 from flowgeom.flow._status import RUNNING as _RUNNING
 from flowgeom.flow._status import STATUS_MESSAGES, Status  # noqa: F401
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _RUNNING,
     DP_A,
     DP_B,
     DP_D,
     DP_E,
     DP_ERROR_EXPONENT,
     Status,
-    _RUNNING,
     _initial_step,
     _Recorder,
     _rms,

@@ -40,8 +40,8 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
-    Status,
     _RUNNING,
+    Status,
     _initial_step,
     _Recorder,
     _rms,

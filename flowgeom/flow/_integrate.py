@@ -43,6 +43,8 @@ import os
 
 import numpy as np
 
+from flowgeom._types import FloatArray
+from flowgeom._validate import InputError
 from flowgeom.flow._base import (
     NEWTON_MAX_PARAMS,
     STATUS_MESSAGES,
@@ -57,19 +59,17 @@ from flowgeom.flow._methods import METHODS
 from flowgeom.flow._options import FlowOptions
 from flowgeom.flow._rosenbrock import rosenbrock
 from flowgeom.flow._stiffness import stiffness
-from flowgeom._validate import InputError
-from flowgeom._types import FloatArray
 from flowgeom.models.base import Model, check_params
 
 __all__ = [
-    "Status",
+    "METHODS",
     "STATUS_MESSAGES",
     "SaveAt",
+    "Status",
     "Trajectory",
-    "integrate",
     "gradient_descent",
+    "integrate",
     "numba_available",
-    "METHODS",
 ]
 
 
@@ -81,7 +81,7 @@ def numba_available() -> bool:
     if os.environ.get("FLOWGEOM_DISABLE_NUMBA", "").strip() not in ("", "0"):
         return False
     try:
-        from flowgeom.flow import _numba  # noqa: F401
+        from flowgeom.flow import _numba
     except Exception:  # ImportError, or numba failing to set up its cache: fall back to numpy
         return False
     return _numba.HAVE_NUMBA
@@ -278,8 +278,8 @@ def integrate(
         raise InputError(f"`solver` for 'rosenbrock' must be 'auto', 'dense' or 'krylov'; got {solver!r}.")
     be = _resolve_backend(o.backend, model, method)
 
-    opts = dict(rtol=o.rtol, atol=o.atol, grad_tol=o.grad_tol, max_steps=o.max_steps, max_norm=o.max_norm,
-                dt0=o.dt0, adaptive=o.adaptive)
+    opts = {"rtol": o.rtol, "atol": o.atol, "grad_tol": o.grad_tol, "max_steps": o.max_steps,
+            "max_norm": o.max_norm, "dt0": o.dt0, "adaptive": o.adaptive}
     if method == "dopri5" and be == "numba":
         from flowgeom.flow._numba import dopri5_dln
 

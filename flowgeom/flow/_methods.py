@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flowgeom._validate import InputError
 
-__all__ = ["MethodInfo", "METHODS", "resolve_method"]
+__all__ = ["METHODS", "MethodInfo", "resolve_method"]
 
 
 @dataclass(frozen=True)

@@ -33,17 +33,14 @@ _FM = {"nsz", "arcp", "contract", "reassoc"}
 
 # status codes and controller constants: imported (never re-typed); numba captures these
 # module-level ints and floats as compile-time constants.
-from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY  # noqa: E402
-from flowgeom.flow._status import CONVERGED as _CONVERGED  # noqa: E402
-from flowgeom.flow._status import DIVERGED as _DIVERGED  # noqa: E402
-from flowgeom.flow._status import FAILED as _FAILED  # noqa: E402
-from flowgeom.flow._status import MAX_STEPS as _MAX_STEPS  # noqa: E402
-from flowgeom.flow._status import REACHED_T1 as _REACHED_T1  # noqa: E402
-from flowgeom.flow._status import RUNNING as _RUNNING  # noqa: E402
-
-
-from flowgeom.flow._numba_dln import _network_arrays  # noqa: E402
-
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
+from flowgeom.flow._numba_dln import _network_arrays
+from flowgeom.flow._status import CONVERGED as _CONVERGED
+from flowgeom.flow._status import DIVERGED as _DIVERGED
+from flowgeom.flow._status import FAILED as _FAILED
+from flowgeom.flow._status import MAX_STEPS as _MAX_STEPS
+from flowgeom.flow._status import REACHED_T1 as _REACHED_T1
+from flowgeom.flow._status import RUNNING as _RUNNING
 
 if HAVE_NUMBA:
     from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E

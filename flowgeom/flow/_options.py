@@ -98,7 +98,7 @@ class FlowOptions:
         if self.lr is not None:
             put(self, "lr", check_positive("lr", self.lr))
 
-    def replace(self, **changes) -> "FlowOptions":
+    def replace(self, **changes) -> FlowOptions:
         """A copy with ``changes`` applied (and validated); unknown names raise InputError."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Status", "STATUS_MESSAGES"]
+__all__ = ["STATUS_MESSAGES", "Status"]
 
 _MESSAGES = {
     0: "converged: ||grad L|| <= grad_tol (a critical point was reached, to tolerance)",
