@@ -607,3 +607,54 @@ def test_suite_backend_env_is_respected():
     assert tr.backend == expected
     if os.environ.get("FLOWGEOM_DISABLE_NUMBA", "") not in ("", "0"):
         assert tr.backend == "numpy"
+
+
+# ---------------------------------------------------------------- options, statuses, registry
+def test_status_enum_carries_messages_and_kernels_import_codes():
+    from flowgeom.flow import _controller, _status
+
+    assert STATUS_MESSAGES == {s: s.message for s in Status}
+    assert Status.MAX_STEPS.message.startswith("step budget")
+    traj = integrate(DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0]), np.zeros(10), 1.0,
+                     saveat=SaveAt(ts=[0.0, 1.0]))
+    assert traj.message(0) == Status(int(traj.status[0])).message
+    if numba_available():
+        from flowgeom.flow import _numba
+
+        for name in ("CONVERGED", "REACHED_T1", "DIVERGED", "MAX_STEPS", "FAILED", "RUNNING"):
+            assert getattr(_numba, "_" + name) is getattr(_status, name)
+        for name in ("SAFETY", "MIN_FACTOR", "MAX_FACTOR"):
+            assert getattr(_numba, name) is getattr(_controller, name)
+
+
+def test_flow_options_validate_replace_attrs_and_overrides():
+    import json
+
+    from flowgeom._validate import InputError
+    from flowgeom.flow import METHODS, FlowOptions
+
+    o = FlowOptions(method="invariant", rtol=1e-8)
+    assert o.method == "gauss-legendre" and o.rtol == 1e-8
+    assert FlowOptions(method="stiff").method == "rosenbrock"
+    o2 = o.replace(max_steps=10)
+    assert o2.max_steps == 10 and o.max_steps == 100_000
+    attrs = o.attrs()
+    json.dumps(attrs)
+    assert attrs["flow_method"] == "gauss-legendre" and attrs["flow_dt0"] == "none"
+    for bad, match in [({"rtol": -1}, "`rtol`"), ({"max_steps": 0}, "`max_steps`"), ({"backend": "gpu"}, "`backend`"),
+                       ({"adaptive": False}, "`dt0`"), ({"method": "rk4"}, "rosenbrock")]:
+        with pytest.raises(InputError, match=match):
+            FlowOptions(**bad)
+    with pytest.raises(InputError, match="unknown flow option"):
+        o.replace(rtoll=1e-3)
+    assert METHODS["invariant"] is METHODS["gauss-legendre"] and METHODS["rosenbrock"].l_stable
+    assert METHODS["gauss-legendre"].conserves_quadratic and not METHODS["dopri5"].implicit
+    # options= and keyword overrides give the same run as the old keywords
+    net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
+    y0 = net.random_params(np.random.default_rng(0), scale=0.5, size=3)
+    sv = SaveAt(ts=[0.0, 5.0])
+    a = integrate(net, y0, 5.0, rtol=1e-8, backend="numpy", saveat=sv)
+    b = integrate(net, y0, 5.0, options=FlowOptions(rtol=1e-8, backend="numpy"), saveat=sv)
+    c = integrate(net, y0, 5.0, options=FlowOptions(rtol=1e-3), rtol=1e-8, backend="numpy", saveat=sv)
+    np.testing.assert_array_equal(a.y_final, b.y_final)
+    np.testing.assert_array_equal(a.y_final, c.y_final)

@@ -1,12 +1,18 @@
 r"""The gradient flow :math:`\dot\theta = -\nabla L(\theta)` and gradient descent, for ensembles.
 
-Public names: :func:`integrate`, :func:`gradient_descent`, :class:`SaveAt`,
-:class:`Trajectory`, :class:`Status`. The implementation modules are private
-(``_integrate``, ``_base``, ``_explicit``, ``_implicit``, ``_numba``).
+Public names: :func:`integrate`, :func:`gradient_descent`, :class:`FlowOptions`,
+:class:`SaveAt`, :class:`Trajectory`, :class:`Status` (with ``Status.X.message``),
+``STATUS_MESSAGES`` (derived from the enum), ``METHODS`` (the method registry, name or alias
+-> :class:`MethodInfo`), :func:`numba_available`.
+
+Private modules, one concept each: ``_status`` (statuses), ``_controller`` (the step-size
+controller and its constants), ``_methods`` (registry), ``_options`` (FlowOptions),
+``_base`` (SaveAt, Trajectory, the recorder, DOPRI5 tableau), ``_explicit`` (numpy DOPRI5,
+GD), ``_implicit`` (Gauss--Legendre), ``_rosenbrock`` (RODAS4, stiff), ``_stiffness``
+(``method="auto"``), ``_numba`` (compiled kernels), ``_integrate`` (entry points).
 """
 
 from flowgeom.flow._integrate import (
-    METHODS,
     STATUS_MESSAGES,
     SaveAt,
     Status,
@@ -15,6 +21,8 @@ from flowgeom.flow._integrate import (
     integrate,
     numba_available,
 )
+from flowgeom.flow._methods import METHODS, MethodInfo
+from flowgeom.flow._options import FlowOptions
 
-__all__ = ["METHODS", "STATUS_MESSAGES", "SaveAt", "Status", "Trajectory", "gradient_descent", "integrate",
-           "numba_available"]
+__all__ = ["METHODS", "STATUS_MESSAGES", "FlowOptions", "MethodInfo", "SaveAt", "Status", "Trajectory",
+           "gradient_descent", "integrate", "numba_available"]

@@ -5,39 +5,16 @@ Internal module: import the public names from :mod:`flowgeom.integrate`.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
 
 from flowgeom._types import FloatArray
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY  # noqa: F401
+from flowgeom.flow._controller import rms as _rms
+from flowgeom.flow._status import RUNNING as _RUNNING
+from flowgeom.flow._status import STATUS_MESSAGES, Status  # noqa: F401
 
-class Status(enum.IntEnum):
-    """How a trajectory ended. Stored as int8 in :attr:`Trajectory.status`."""
-
-    CONVERGED = 0
-    REACHED_T1 = 1
-    DIVERGED = 2
-    MAX_STEPS = 3
-    FAILED = 4
-
-
-STATUS_MESSAGES: dict[int, str] = {
-    Status.CONVERGED: "converged: ||grad L|| <= grad_tol (a critical point was reached, to tolerance)",
-    Status.REACHED_T1: "reached t1 without converging",
-    Status.DIVERGED: "diverged: non-finite state or ||theta|| > max_norm (or GD loss above max_loss)",
-    Status.MAX_STEPS: "step budget max_steps exhausted",
-    Status.FAILED: "failed: step size underflow or nonlinear-solve failure",
-}
-
-_RUNNING = -1  # internal status of a trajectory still being integrated
-
-# Step-size controller constants (the same as scipy.integrate's RK45, so step counts compare).
-SAFETY = 0.9  # fraction of the optimal step actually taken
-MIN_FACTOR = 0.2  # largest decrease of the step in one rejection
-MAX_FACTOR = 10.0  # largest increase of the step after an accepted step
-
-METHODS = ("dopri5", "gauss-legendre", "invariant", "implicit-midpoint")
 NEWTON_MAX_PARAMS = 200  # above this, implicit methods default to fixed-point stage iteration
 
 # ---------------------------------------------------------------- Dormand-Prince 5(4) tableau
@@ -174,6 +151,9 @@ class Trajectory:
         Which implementation ran ("numpy" or "numba").
     lr : float or None, default None
         The step size of gradient descent (``method == "gd"``).
+    info : dict or None, default None
+        Extra JSON-able facts about the run, e.g. for ``method="auto"`` the method requested,
+        the stiffness estimate and the reason of the choice (see :func:`flowgeom.flow.integrate`).
     """
 
     ts: FloatArray
@@ -193,6 +173,7 @@ class Trajectory:
     atol: float
     backend: str = "numpy"
     lr: float | None = None
+    info: dict | None = None
 
     def __post_init__(self):
         N = self.status.shape[0]
@@ -207,7 +188,7 @@ class Trajectory:
 
     def message(self, i: int) -> str:
         """Human-readable status of trajectory ``i``."""
-        return STATUS_MESSAGES[int(self.status[i])]
+        return Status(int(self.status[i])).message
 
     def counts(self) -> dict[str, int]:
         """Number of trajectories per status name, e.g. ``{"CONVERGED": 10, ...}``."""
@@ -287,35 +268,29 @@ class _Recorder:
                     self.loss[g, j:] = loss[i]
                     self.grad_norm[g, j:] = gnorm[i]
 
-    def result(self, method, rtol, atol, backend="numpy", lr=None) -> Trajectory:
-        model = self.model
-        with np.errstate(all="ignore"):
-            loss_f = np.asarray(model.loss(self.y_final), dtype=np.float64)
-            gn_f = np.linalg.norm(model.grad(self.y_final), axis=-1)
+    def result(self, method, rtol, atol, backend="numpy", lr=None, info=None) -> Trajectory:
         assert np.all(self.status != _RUNNING), "internal error: a trajectory was left running"
-        return Trajectory(
-            ts=self.ts,
-            ys=self.ys,
-            loss=self.loss,
-            grad_norm=self.grad_norm,
-            y_final=self.y_final,
-            t_final=self.t_final,
-            loss_final=loss_f,
-            grad_norm_final=gn_f,
-            status=self.status,
-            n_steps=self.n_steps,
-            n_rhs=self.n_rhs,
-            invariant_drift=self.drift,
-            method=method,
-            rtol=float(rtol),
-            atol=float(atol),
-            backend=backend,
-            lr=lr,
-        )
+        return build_trajectory(self.model, ts=self.ts, ys=self.ys, loss=self.loss, grad_norm=self.grad_norm,
+                                y_final=self.y_final, t_final=self.t_final, status=self.status,
+                                n_steps=self.n_steps, n_rhs=self.n_rhs, drift=self.drift, method=method,
+                                rtol=rtol, atol=atol, backend=backend, lr=lr, info=info)
 
 
-def _rms(x):
-    return np.sqrt(np.mean(x * x, axis=-1))
+def build_trajectory(model, *, ts, ys, loss, grad_norm, y_final, t_final, status, n_steps, n_rhs, drift, method,
+                     rtol, atol, backend="numpy", lr=None, info=None) -> Trajectory:
+    """The one place a :class:`Trajectory` is assembled (numpy recorder and compiled kernels alike).
+
+    Adds the final loss and gradient norm, evaluated by ``model`` at ``y_final``.
+    """
+    with np.errstate(all="ignore"):
+        loss_f = np.asarray(model.loss(y_final), dtype=np.float64)
+        gn_f = np.linalg.norm(model.grad(y_final), axis=-1)
+    return Trajectory(
+        ts=ts, ys=ys, loss=loss, grad_norm=grad_norm, y_final=y_final, t_final=t_final, loss_final=loss_f,
+        grad_norm_final=gn_f, status=np.asarray(status, dtype=np.int8), n_steps=n_steps, n_rhs=n_rhs,
+        invariant_drift=drift, method=method, rtol=float(rtol), atol=float(atol), backend=backend,
+        lr=None if lr is None else float(lr), info=info,
+    )
 
 
 def _initial_step(fun, y0, f0, t_span, order, rtol, atol):

@@ -9,21 +9,19 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _RUNNING,
     DP_A,
     DP_B,
     DP_D,
     DP_E,
     DP_ERROR_EXPONENT,
-    MAX_FACTOR,
-    MIN_FACTOR,
-    SAFETY,
     Status,
-    _RUNNING,
     _initial_step,
     _Recorder,
     _rms,
     _start,
 )
+from flowgeom.flow._controller import step_factor, underflow
 
 
 def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive):
@@ -128,16 +126,9 @@ def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps
                 t[acc[dv]] = t_prev_acc[dv]
         # ---- step-size update
         if adaptive:
-            with np.errstate(divide="ignore"):
-                fac = SAFETY * en ** DP_ERROR_EXPONENT
-            fac = np.where(np.isfinite(fac), fac, np.where(en == 0, MAX_FACTOR, MIN_FACTOR))
-            grow = np.minimum(MAX_FACTOR, fac)
-            grow = np.where(rejected, np.minimum(1.0, grow), grow)
-            shrink = np.maximum(MIN_FACTOR, np.minimum(fac, 1.0))
-            h = np.where(accept, h * grow, h * shrink)
+            h = h * step_factor(en, accept, rejected, DP_ERROR_EXPONENT)
             rejected = ~accept
-            underflow = ~accept & (h < 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
-            status[underflow & (status == _RUNNING)] = Status.FAILED
+            status[~accept & underflow(h, t) & (status == _RUNNING)] = Status.FAILED
         elif not np.all(accept):
             status[~accept] = Status.FAILED  # fixed step produced a non-finite state
         status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS

@@ -37,13 +37,15 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
 import numpy as np
 
+from flowgeom._types import FloatArray
+from flowgeom._validate import InputError
 from flowgeom.flow._base import (
-    METHODS,
     NEWTON_MAX_PARAMS,
     STATUS_MESSAGES,
     SaveAt,
@@ -52,18 +54,22 @@ from flowgeom.flow._base import (
     _Recorder,
 )
 from flowgeom.flow._explicit import _dopri5_numpy, _gd_numpy
-from flowgeom._types import FloatArray
+from flowgeom.flow._implicit import gauss_legendre
+from flowgeom.flow._methods import METHODS
+from flowgeom.flow._options import FlowOptions
+from flowgeom.flow._rosenbrock import rosenbrock
+from flowgeom.flow._stiffness import stiffness
 from flowgeom.models.base import Model, check_params
 
 __all__ = [
-    "Status",
+    "METHODS",
     "STATUS_MESSAGES",
     "SaveAt",
+    "Status",
     "Trajectory",
-    "integrate",
     "gradient_descent",
+    "integrate",
     "numba_available",
-    "METHODS",
 ]
 
 
@@ -75,7 +81,7 @@ def numba_available() -> bool:
     if os.environ.get("FLOWGEOM_DISABLE_NUMBA", "").strip() not in ("", "0"):
         return False
     try:
-        from flowgeom.flow import _numba  # noqa: F401
+        from flowgeom.flow import _numba
     except Exception:  # ImportError, or numba failing to set up its cache: fall back to numpy
         return False
     return _numba.HAVE_NUMBA
@@ -150,19 +156,10 @@ def integrate(
     theta0,
     t1: float,
     *,
-    t0: float = 0.0,
-    method: str = "dopri5",
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
+    options: FlowOptions | None = None,
     saveat: SaveAt | None = None,
-    grad_tol: float = 1e-10,
-    max_steps: int = 100_000,
-    max_norm: float = 1e8,
-    dt0: float | None = None,
-    adaptive: bool = True,
-    newton_tol: float = 1e-13,
-    solver: str = "auto",
-    backend: str = "auto",
+    t0: float = 0.0,
+    **overrides,
 ) -> Trajectory:
     r"""Integrate the gradient flow :math:`\dot\theta = -\nabla L(\theta)` for an ensemble of initial conditions.
 
@@ -174,49 +171,39 @@ def integrate(
         Initial conditions; results always carry a leading axis N (N = 1 for a single vector).
     t1 : float
         Final time, ``t1 > t0``.
-    t0 : float, default 0.0
-        Initial time.
-    method : {"dopri5", "gauss-legendre", "invariant", "implicit-midpoint"}, default "dopri5"
-        ``"dopri5"``: explicit Dormand--Prince 5(4), per-trajectory adaptive steps, save points
-        by its 4th-order dense output. ``"gauss-legendre"`` (= ``"invariant"``): 2-stage
-        Gauss--Legendre collocation, order 4, conserves quadratic invariants; step-size control
-        by step doubling; steps land on save times. ``"implicit-midpoint"``: 1-stage Gauss
-        (order 2), same properties.
-    rtol, atol : float, default 1e-6, 1e-9
-        Local error tolerances (error norm: RMS of err / (atol + rtol * max(|y|, |y_new|))).
+    options : FlowOptions or None, default None
+        How to integrate; None means ``FlowOptions()`` (DOPRI5, rtol 1e-6, atol 1e-9,
+        grad_tol 1e-10, max_steps 100_000, max_norm 1e8; see :class:`FlowOptions`).
     saveat : SaveAt or None, default None
         Save times and whether to keep states; None means ``SaveAt()`` (t0 plus 200
         log-spaced times).
-    grad_tol : float, default 1e-10
-        A trajectory stops with status CONVERGED once :math:`\|\nabla L\|_2 \le` ``grad_tol``
-        at an accepted step. ``0`` disables the test.
-    max_steps : int, default 100_000
-        Budget of attempted steps (accepted + rejected) per trajectory; status MAX_STEPS when
-        exhausted.
-    max_norm : float, default 1e8
-        Status DIVERGED when :math:`\|\theta\|_2` exceeds it (or the state becomes non-finite).
-    dt0 : float or None, default None
-        Initial step; None chooses it per trajectory (Hairer's algorithm, one extra gradient
-        evaluation). Required when ``adaptive=False``.
-    adaptive : bool, default True
-        False takes fixed steps ``dt0`` (the last one shortened to reach t1; for implicit
-        methods also shortened to land on save times); used for order-of-accuracy checks.
-    newton_tol : float, default 1e-13
-        Implicit methods only: the stage equations are iterated until the update's max-norm
-        is below ``newton_tol * max(1, |y|_inf)`` (or stagnates at round-off). The
-        invariants are conserved to about this accuracy per step.
-    solver : {"auto", "newton", "fixed-point"}, default "auto"
-        Implicit methods only: how the stage equations are solved. "newton": simplified
-        Newton with the dense Hessian ``model.hessian`` at the step's start (O(n^3) per step);
-        "fixed-point": functional iteration, no Hessian (for large n; needs
-        h ||Hess|| < ~1, enforced by rejecting non-converging steps); "auto": "newton" for
-        ``model.n_params <= 200``, else "fixed-point".
-    backend : {"auto", "numpy", "numba"}, default "auto"
-        "auto" uses the compiled kernel for DeepLinearNetwork with ``"dopri5"`` when numba is
-        available (and ``FLOWGEOM_DISABLE_NUMBA`` is unset), numpy otherwise. Both give the same
-        statuses and agree to round-off amplified by the flow. The kernel is compiled on first
-        use (about 15 s, once per machine: numba caches it on disk) and runs on
-        ``FLOWGEOM_NUM_THREADS`` threads (default: all usable CPUs).
+    t0 : float, default 0.0
+        Initial time.
+    **overrides
+        Any :class:`FlowOptions` field (``method``, ``rtol``, ``atol``, ``grad_tol``,
+        ``max_steps``, ``max_norm``, ``backend``, ``dt0``, ``adaptive``, ``newton_tol``,
+        ``solver``), applied on top of ``options``. The methods:
+
+        - ``"dopri5"`` (default): explicit Dormand--Prince 5(4), per-trajectory adaptive
+          steps, save points by its 4th-order dense output.
+        - ``"gauss-legendre"`` (= ``"invariant"``): 2-stage Gauss--Legendre collocation, order
+          4, conserves quadratic invariants; step doubling; steps land on save times.
+          ``"implicit-midpoint"``: its 1-stage (order 2) member. ``solver``: "newton" (dense
+          Hessian), "fixed-point", or "auto" (newton for n <= 200).
+        - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS4, order 4(3), the exact Hessian as
+          Jacobian (``solver``: "dense" LU for n <= 200, "krylov" GMRES on ``model.hvp``
+          beyond; "auto" picks); cubic Hermite dense output. For stiff flows (raw data).
+        - ``"auto"``: a stiffness estimate at t0 (:func:`flowgeom.flow._stiffness.stiffness`)
+          picks "rosenbrock" or "dopri5"; ``Trajectory.method`` is the method that ran and
+          ``Trajectory.info`` holds the estimate and ``{"requested": "auto"}``.
+
+        Tolerances: the local error test is RMS(err / (atol + rtol * max(|y|, |y_new|))) <= 1.
+        ``grad_tol``: status CONVERGED once :math:`\|\nabla L\|_2 \le` ``grad_tol`` at an
+        accepted step (0 disables). ``max_steps``: budget of attempted steps per trajectory
+        (MAX_STEPS). ``max_norm``: DIVERGED when :math:`\|\theta\|_2` exceeds it or the state
+        is non-finite. ``dt0``: initial step (None: Hairer's choice per trajectory); with
+        ``adaptive=False`` the fixed step. ``backend``: "auto" uses the compiled numba kernel
+        for DeepLinearNetwork with "dopri5" when available, "numpy" otherwise.
 
     Returns
     -------
@@ -227,7 +214,8 @@ def integrate(
     TypeError
         If ``model`` does not implement the Model protocol.
     ValueError
-        For bad arguments (the message names the argument and the fix).
+        For bad arguments (:class:`~flowgeom._validate.InputError`; the message names the
+        argument and the fix).
 
     Notes
     -----
@@ -239,7 +227,7 @@ def integrate(
     --------
     >>> import numpy as np
     >>> from flowgeom.models.deep_linear import DeepLinearNetwork
-    >>> from flowgeom.flow._integrate import integrate, SaveAt
+    >>> from flowgeom.flow import integrate, SaveAt
     >>> net = DeepLinearNetwork.canonical((3, 2, 2), [2.0, 1.0])
     >>> theta0 = net.random_params(np.random.default_rng(0), scale=0.5, size=4)
     >>> traj = integrate(net, theta0, 40.0, saveat=SaveAt(ts=[0.0, 40.0]))
@@ -250,65 +238,63 @@ def integrate(
     """
     _check_model(model)
     y0 = _check_theta0(model, theta0)
-    t0 = float(t0)
-    if not np.isfinite(t0):
-        raise ValueError(f"`t0` must be finite; got {t0!r}.")
+    if options is None:
+        options = FlowOptions()
+    elif not isinstance(options, FlowOptions):
+        raise TypeError(f"`options` must be a FlowOptions or None; got {type(options).__name__}.")
+    if overrides:
+        options = options.replace(**overrides)
+    if options.method == "gd":
+        raise InputError("`method='gd'` is gradient descent: call flowgeom.flow.gradient_descent.")
     try:
+        t0 = float(t0)
         t1 = float(t1)
     except (TypeError, ValueError):
-        raise TypeError(f"`t1` must be a real number; got {t1!r}.") from None
+        raise TypeError(f"`t0` and `t1` must be real numbers; got {t0!r}, {t1!r}.") from None
+    if not np.isfinite(t0):
+        raise InputError(f"`t0` must be finite; got {t0!r}.")
     if not (np.isfinite(t1) and t1 > t0):
-        raise ValueError(f"`t1` must be finite and greater than t0 = {t0}; got {t1!r}.")
-    if not isinstance(method, str) or method.lower() not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}; got {method!r}.")
-    method = method.lower()
-    if method == "invariant":
-        method = "gauss-legendre"
-    rtol = _positive(rtol, "rtol")
-    atol = _positive(atol, "atol", allow_zero=True)
-    if rtol < 100 * np.finfo(float).eps:
-        raise ValueError(f"`rtol` must be at least 100 * machine epsilon (2.2e-14); got {rtol!r}.")
-    grad_tol = _positive(grad_tol, "grad_tol", allow_zero=True)
-    if isinstance(max_steps, bool) or int(max_steps) != max_steps or max_steps < 1:
-        raise ValueError(f"`max_steps` must be a positive integer; got {max_steps!r}.")
-    max_steps = int(max_steps)
-    max_norm = _positive(max_norm, "max_norm", allow_inf=True)
-    if dt0 is not None:
-        dt0 = _positive(dt0, "dt0")
-    if not adaptive and dt0 is None:
-        raise ValueError("`adaptive=False` needs a fixed step: pass `dt0`.")
-    newton_tol = _positive(newton_tol, "newton_tol")
+        raise InputError(f"`t1` must be finite and greater than t0 = {t0}; got {t1!r}.")
     if saveat is None:
         saveat = SaveAt()
     elif not isinstance(saveat, SaveAt):
         raise TypeError(f"`saveat` must be a SaveAt or None; got {type(saveat).__name__}.")
     ts = saveat.times(t0, t1)
-    be = _resolve_backend(backend, model, method)
-
-    opts = dict(
-        rtol=rtol, atol=atol, grad_tol=grad_tol, max_steps=max_steps, max_norm=max_norm,
-        dt0=dt0, adaptive=bool(adaptive),
-    )
-    if method == "dopri5":
-        if be == "numba":
-            from flowgeom.flow._numba import dopri5_dln
-
-            return dopri5_dln(model, y0, ts, t0, t1, states=saveat.states, **opts)
-        rec = _Recorder(model, y0, ts, saveat.states)
+    o = options
+    method = o.method
+    info = None
+    if method == "auto":
         with np.errstate(all="ignore"):
-            _dopri5_numpy(rec, y0, t0, t1, **opts)
-        return rec.result(method, rtol, atol)
-    from flowgeom.flow._implicit import gauss_legendre
+            est = stiffness(model, y0, t0, t1, o.grad_tol)
+        method = "rosenbrock" if est["stiff"] else "dopri5"
+        info = {"requested": "auto", **est}
+    solver = o.solver
+    if method in ("gauss-legendre", "implicit-midpoint"):
+        if solver in ("dense", "krylov"):
+            raise InputError(f"`solver` for {method!r} must be 'auto', 'newton' or 'fixed-point'; got {solver!r}.")
+        if solver == "auto":
+            solver = "newton" if model.n_params <= NEWTON_MAX_PARAMS else "fixed-point"
+    elif method == "rosenbrock" and solver in ("newton", "fixed-point"):
+        raise InputError(f"`solver` for 'rosenbrock' must be 'auto', 'dense' or 'krylov'; got {solver!r}.")
+    be = _resolve_backend(o.backend, model, method)
 
-    if solver not in ("auto", "newton", "fixed-point"):
-        raise ValueError(f"`solver` must be 'auto', 'newton' or 'fixed-point'; got {solver!r}.")
-    if solver == "auto":
-        solver = "newton" if model.n_params <= NEWTON_MAX_PARAMS else "fixed-point"
-    stages = 2 if method == "gauss-legendre" else 1
+    opts = {"rtol": o.rtol, "atol": o.atol, "grad_tol": o.grad_tol, "max_steps": o.max_steps,
+            "max_norm": o.max_norm, "dt0": o.dt0, "adaptive": o.adaptive}
+    if method == "dopri5" and be == "numba":
+        from flowgeom.flow._numba import dopri5_dln
+
+        tr = dopri5_dln(model, y0, ts, t0, t1, states=saveat.states, **opts)
+        return tr if info is None else dataclasses.replace(tr, info=info)
     rec = _Recorder(model, y0, ts, saveat.states)
     with np.errstate(all="ignore"):
-        gauss_legendre(rec, y0, t0, t1, stages=stages, newton_tol=newton_tol, solver=solver, **opts)
-    return rec.result(method, rtol, atol)
+        if method == "dopri5":
+            _dopri5_numpy(rec, y0, t0, t1, **opts)
+        elif method == "rosenbrock":
+            rosenbrock(rec, y0, t0, t1, solver=solver, **opts)
+        else:
+            stages = 2 if method == "gauss-legendre" else 1
+            gauss_legendre(rec, y0, t0, t1, stages=stages, newton_tol=o.newton_tol, solver=solver, **opts)
+    return rec.result(method, o.rtol, o.atol, info=info)
 
 
 # ---------------------------------------------------------------- gradient descent
@@ -413,6 +399,6 @@ def gradient_descent(
 
 
 # The result types live in a private module; present them (repr, docs, pickling) as part of this one.
-for _cls in (Status, SaveAt, Trajectory):
+for _cls in (SaveAt, Trajectory):
     _cls.__module__ = __name__
 del _cls

@@ -31,202 +31,26 @@ except ImportError:  # pragma: no cover
 # assumptions, which would break the divergence checks.
 _FM = {"nsz", "arcp", "contract", "reassoc"}
 
-# status codes and controller constants, mirrored from flowgeom.integrate (checked at import there)
-_CONVERGED, _REACHED_T1, _DIVERGED, _MAX_STEPS, _FAILED, _RUNNING = 0, 1, 2, 3, 4, -1
-
-
-def _network_arrays(net):
-    """Flat description of a DeepLinearNetwork for the kernels."""
-    L = net.n_layers
-    shp = np.array(net.shapes, dtype=np.int64).reshape(L, 2)
-    off = np.array(net._offsets, dtype=np.int64)
-    T = np.ascontiguousarray(net.target, dtype=np.float64)
-    if net.input_factor is None:
-        R = np.zeros((1, 1))
-        has_R = False
-    else:
-        R = np.ascontiguousarray(net.input_factor, dtype=np.float64)
-        has_R = True
-    dx = net.widths[0]
-    pre_off = np.zeros(L + 1, dtype=np.int64)
-    for j in range(L):
-        pre_off[j + 1] = pre_off[j] + shp[j, 0] * dx
-    # conserved quantities: packed upper triangles of C_j (d_j x d_j, j = 1..H), with weights
-    wts = []
-    for d in net.widths[1:-1]:
-        for a in range(d):
-            wts.extend([1.0] + [2.0] * (d - a - 1))
-    wts = np.array(wts)
-    is_h1 = bool(L == 2 and not has_R)
-    Tf = T.ravel().copy()
-    return (is_h1, shp, off, T, Tf, R, has_R, float(net.offset), pre_off, max(net.widths) * dx), wts
-
+# status codes and controller constants: imported (never re-typed); numba captures these
+# module-level ints and floats as compile-time constants.
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
+from flowgeom.flow._numba_dln import _network_arrays
+from flowgeom.flow._status import CONVERGED as _CONVERGED
+from flowgeom.flow._status import DIVERGED as _DIVERGED
+from flowgeom.flow._status import FAILED as _FAILED
+from flowgeom.flow._status import MAX_STEPS as _MAX_STEPS
+from flowgeom.flow._status import REACHED_T1 as _REACHED_T1
+from flowgeom.flow._status import RUNNING as _RUNNING
 
 if HAVE_NUMBA:
-    from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E, MAX_FACTOR, MIN_FACTOR, SAFETY
+    from flowgeom.flow._base import DP_A, DP_B, DP_D, DP_E
 
     _A = np.ascontiguousarray(DP_A)
     _B = np.ascontiguousarray(DP_B)
     _E = np.ascontiguousarray(DP_E)
     _D = np.ascontiguousarray(DP_D)
 
-    @njit(cache=True, fastmath=_FM)
-    def _field(theta, out, shp, off, T, R, has_R, c, pre, pre_off, bufA, bufB, M):
-        """out = -grad L(theta); returns L(theta). Work arrays pre, bufA, bufB, M."""
-        L = shp.shape[0]
-        dy, dx = T.shape
-        # prefixes pre_j = W_j ... W_0, shape (r_j, dx)
-        for j in range(L):
-            r, cc = shp[j, 0], shp[j, 1]
-            W = theta[off[j]:off[j + 1]]
-            P = pre[pre_off[j]:pre_off[j + 1]]
-            if j == 0:
-                for q in range(r * cc):
-                    P[q] = W[q]
-            else:
-                Pp = pre[pre_off[j - 1]:pre_off[j]]
-                for q in range(r * dx):
-                    P[q] = 0.0
-                for i in range(r):
-                    for a in range(cc):
-                        w = W[i * cc + a]
-                        for p in range(dx):
-                            P[i * dx + p] += w * Pp[a * dx + p]
-        P = pre[pre_off[L - 1]:pre_off[L]]
-        # residual M = T - P R and the negative gradient wrt P: Gm = M R^T
-        loss = 0.0
-        if has_R:
-            for i in range(dy):
-                for p in range(dx):
-                    s = 0.0
-                    for q in range(dx):
-                        s += P[i * dx + q] * R[q, p]
-                    v = T[i, p] - s
-                    M[i * dx + p] = v
-                    loss += v * v
-            for i in range(dy):
-                for p in range(dx):
-                    s = 0.0
-                    for q in range(dx):
-                        s += M[i * dx + q] * R[p, q]
-                    bufA[i * dx + p] = s
-        else:
-            for i in range(dy):
-                for p in range(dx):
-                    v = T[i, p] - P[i * dx + p]
-                    M[i * dx + p] = v
-                    loss += v * v
-                    bufA[i * dx + p] = v
-        # backprop: A (r_j x dx), f_j = A pre_{j-1}^T, A <- W_j^T A
-        A = bufA
-        Bb = bufB
-        for j in range(L - 1, -1, -1):
-            r, cc = shp[j, 0], shp[j, 1]
-            F = out[off[j]:off[j + 1]]
-            if j == 0:
-                for q in range(r * cc):
-                    F[q] = A[q]
-            else:
-                Pp = pre[pre_off[j - 1]:pre_off[j]]
-                for i in range(r):
-                    for a in range(cc):
-                        s = 0.0
-                        for p in range(dx):
-                            s += A[i * dx + p] * Pp[a * dx + p]
-                        F[i * cc + a] = s
-                W = theta[off[j]:off[j + 1]]
-                for q in range(cc * dx):
-                    Bb[q] = 0.0
-                for i in range(r):
-                    for a in range(cc):
-                        w = W[i * cc + a]
-                        for p in range(dx):
-                            Bb[a * dx + p] += w * A[i * dx + p]
-                A, Bb = Bb, A
-        return 0.5 * loss + c
-
-    @njit(cache=True, fastmath=_FM, inline="always")
-    def _field_h1(th, out, dx, d1, dy, Tf, M):
-        """H = 1, R = I: out = -grad L = (W2^T M, M W1^T), M = T - W2 W1; returns sum(M^2)/2.
-
-        A specialisation of :func:`_field` (about 4x faster for tiny widths).
-        """
-        o2 = d1 * dx
-        loss = 0.0
-        for i in range(dy):
-            for p in range(dx):
-                M[i * dx + p] = Tf[i * dx + p]
-            for a in range(d1):
-                w = th[o2 + i * d1 + a]
-                for p in range(dx):
-                    M[i * dx + p] -= w * th[a * dx + p]
-            for p in range(dx):
-                loss += M[i * dx + p] * M[i * dx + p]
-        for q in range(d1 * dx):
-            out[q] = 0.0
-        for i in range(dy):
-            for a in range(d1):
-                w = th[o2 + i * d1 + a]
-                for p in range(dx):
-                    out[a * dx + p] += w * M[i * dx + p]
-        for i in range(dy):
-            for a in range(d1):
-                s = 0.0
-                for p in range(dx):
-                    s += M[i * dx + p] * th[a * dx + p]
-                out[o2 + i * d1 + a] = s
-        return 0.5 * loss
-
-    @njit(cache=True, fastmath=_FM, inline="always")
-    def _rhs(theta, out, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M):
-        """Dispatch: the H = 1 whitened specialisation or the general product chain."""
-        if is_h1:
-            return _field_h1(theta, out, shp[0, 1], shp[0, 0], shp[1, 0], Tf, M) + c
-        return _field(theta, out, shp, off, T, R, has_R, c, pre, pre_off, bufA, bufB, M)
-
-    @njit(cache=True, fastmath=_FM)
-    def _conserved(theta, out, shp, off):
-        """Upper triangles (a <= b) of C_j = W_{j+1}^T W_{j+1} - W_j W_j^T, j = 1..H, into out.
-
-        The C_j are symmetric; with weights 1 (diagonal) and 2 (off-diagonal), see
-        :func:`_tri_weights`, the weighted 2-norm of out is the Frobenius norm of all C_j.
-        """
-        L = shp.shape[0]
-        k = 0
-        for j in range(L - 1):
-            d = shp[j, 0]  # = shp[j + 1, 1]
-            Wa = theta[off[j]:off[j + 1]]  # (d, ca)
-            ca = shp[j, 1]
-            Wb = theta[off[j + 1]:off[j + 2]]  # (rb, d)
-            rb = shp[j + 1, 0]
-            for a in range(d):
-                row = k + a * d - (a * (a - 1)) // 2 - a  # start of row a in the packed triangle
-                for b in range(a, d):
-                    s = 0.0
-                    for q in range(ca):
-                        s += Wa[a * ca + q] * Wa[b * ca + q]
-                    out[row + b] = -s
-            for i in range(rb):
-                for a in range(d):
-                    w = Wb[i * d + a]
-                    row = k + a * d - (a * (a - 1)) // 2 - a
-                    for b in range(a, d):
-                        out[row + b] += w * Wb[i * d + b]
-            k += d * (d + 1) // 2
-
-    @njit(cache=True, fastmath=_FM)
-    def _norm(x):
-        s = 0.0
-        for q in range(x.shape[0]):
-            s += x[q] * x[q]
-        return np.sqrt(s)
-
-    @njit(cache=True)
-    def _allfinite(x):
-        for q in range(x.shape[0]):
-            if not np.isfinite(x[q]):
-                return False
-        return True
+    from flowgeom.flow._numba_dln import _allfinite, _conserved, _norm, _rhs
 
     @njit(cache=True, fastmath=_FM, inline="always")
     def _stage(s, h, y, K, yn):
@@ -596,16 +420,12 @@ def _outputs(N, S, n, states):
 
 
 def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method, rtol, atol, lr=None):
-    from flowgeom.flow._base import Trajectory
+    from flowgeom.flow._base import build_trajectory
 
-    with np.errstate(all="ignore"):
-        loss_f = np.asarray(net.loss(y_final), dtype=np.float64)
-        gn_f = np.linalg.norm(net.grad(y_final), axis=-1)
-    return Trajectory(
-        ts=ts, ys=ys if states else None, loss=loss_s, grad_norm=gn_s, y_final=y_final, t_final=out_f[:, 0].copy(),
-        loss_final=loss_f, grad_norm_final=gn_f, status=out_i[:, 0].astype(np.int8), n_steps=out_i[:, 1].copy(),
-        n_rhs=out_i[:, 2].copy(), invariant_drift=out_f[:, 1].copy(), method=method, rtol=float(rtol),
-        atol=float(atol), backend="numba", lr=lr,
+    return build_trajectory(
+        net, ts=ts, ys=ys if states else None, loss=loss_s, grad_norm=gn_s, y_final=y_final,
+        t_final=out_f[:, 0].copy(), status=out_i[:, 0], n_steps=out_i[:, 1].copy(), n_rhs=out_i[:, 2].copy(),
+        drift=out_f[:, 1].copy(), method=method, rtol=rtol, atol=atol, backend="numba", lr=lr,
     )
 
 
