@@ -24,8 +24,8 @@ from flowgeom.critical import (
     search_critical_points,
     strata_dataset,
 )
-from flowgeom.flow import STATUS_MESSAGES, SaveAt, Status, Trajectory, gradient_descent, integrate
-from flowgeom.io import load_dataset, save_dataset
+from flowgeom.flow import STATUS_MESSAGES, FlowOptions, SaveAt, Status, Trajectory, gradient_descent, integrate
+from flowgeom.io import describe, load_dataset, save_dataset
 from flowgeom.linear import (
     ClosedFormAtlas,
     Stratum,
@@ -36,7 +36,7 @@ from flowgeom.linear import (
     safe_learning_rate,
     strata_table,
 )
-from flowgeom.models import MLP, DeepLinearNetwork, JaxModel, Model, hessian_from_hvp, mlp_for_problem, teacher_student
+from flowgeom.models import MLP, DeepLinearNetwork, DiagonalLinearNetwork, JaxModel, Model, hessian_from_hvp, mlp_for_problem, teacher_student
 from flowgeom.pipeline import atlas
 from flowgeom.problem import AssumptionError, Problem
 from flowgeom.transitions import (
@@ -69,6 +69,9 @@ __all__ = [
     "ClosedFormAtlas",
     "CriticalSet",
     "DeepLinearNetwork",
+    "DiagonalLinearNetwork",
+    "FlowOptions",
+    "describe",
     "detect_visits",
     "enumerate_strata",
     "find_critical_points",

@@ -322,7 +322,7 @@ def test_same_result_on_a_local_dask_cluster(p322):
     kw = dict(seed=13, **QUICK)
     one = sample_basins(p322, 30, chunk_size=30, scheduler="synchronous", **kw)
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             by_client = sample_basins(p322, 30, chunk_size=8, scheduler=client, **kw)
     assert one.identical(by_client)
@@ -336,7 +336,7 @@ def test_same_result_on_worker_processes(p322):
     one = sample_basins(p322, 60, chunk_size=60, scheduler="synchronous", **kw)
     pool = sample_basins(p322, 60, chunk_size=9, n_workers=2, **kw)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         dask = sample_basins(p322, 60, chunk_size=13, scheduler=cluster.scheduler_address, **kw)
     assert one.identical(pool) and one.identical(dask)
 

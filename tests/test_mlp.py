@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowgeom import Problem
-from flowgeom.models.mlp import ACTIVATIONS, MLP, teacher_student
+from flowgeom.models.mlp import ACTIVATIONS, MLP
+from flowgeom.models.teacher import teacher_student
 
 H_CS = 1e-30
 

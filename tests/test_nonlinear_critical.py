@@ -17,7 +17,8 @@ import pytest
 from flowgeom import DeepLinearNetwork, Problem
 from flowgeom.critical.refinement import local_dimension
 from flowgeom.critical.linearization import hessian_inertia
-from flowgeom.models.mlp import MLP, teacher_student
+from flowgeom.models.mlp import MLP
+from flowgeom.models.teacher import teacher_student
 from flowgeom.critical.search import (
     DIM_RTOL,
     duplicate_unit,

@@ -658,7 +658,7 @@ def test_searched_atlas_symmetry_dedup_mlp():
     # A tanh MLP: a critical point and its image under a hidden-unit permutation and a sign
     # flip (symmetries of f) must get one label; a different critical value must not.
     from flowgeom.critical import SearchedAtlas, find_critical_points
-    from flowgeom.models.mlp import teacher_student
+    from flowgeom.models.teacher import teacher_student
 
     data = teacher_student((3, 2, 1), 20, rng=np.random.default_rng(0), weight_scale=2.0)
     net = data.student((3, 4, 1))

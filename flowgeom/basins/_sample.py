@@ -57,7 +57,9 @@ from flowgeom.basins.samplers import Initializer, _check_seed, make_initializer
 
 __all__ = ["sample_basins"]
 
-INTEGRATORS = ("adaptive", "invariant", "gd")
+INTEGRATORS = ("auto", "adaptive", "stiff", "invariant", "gd")
+# basins integrator names -> flowgeom.flow methods ("auto" chooses per ensemble from a stiffness estimate)
+FLOW_METHODS = {"auto": "auto", "adaptive": "dopri5", "stiff": "rosenbrock", "invariant": "gauss-legendre", "gd": "gd"}
 # Default number of horizon doublings: t_max = t1 * 2**DEFAULT_DOUBLINGS.
 DEFAULT_DOUBLINGS = 6
 
@@ -97,7 +99,7 @@ def sample_basins(
     init="gaussian",
     init_scale: float | None = None,
     init_params: dict | None = None,
-    integrator: str = "adaptive",
+    integrator: str = "auto",
     lr: float | None = None,
     t1: float = 100.0,
     t_max: float | None = None,
@@ -142,9 +144,12 @@ def sample_basins(
         The sampler's scale (default 1.0).
     init_params : dict, optional
         Sampler parameters, e.g. ``{"delta": 1e-3, "stratum": "{0}"}`` for ``"stable-set"``.
-    integrator : {"adaptive", "invariant", "gd"}, default "adaptive"
-        Dormand--Prince 5(4) flow, the invariant-preserving Gauss--Legendre flow, or discrete
-        gradient descent with step ``lr`` (time t = k * lr).
+    integrator : {"auto", "adaptive", "stiff", "invariant", "gd"}, default "auto"
+        "auto": DOPRI5 or the L-stable Rosenbrock method (RODAS4), chosen per chunk from a stiffness
+        estimate at the start (the largest Hessian eigenvalue against the horizon; see
+        :mod:`flowgeom.flow`); "adaptive": Dormand--Prince 5(4); "stiff": Rosenbrock; "invariant": the
+        invariant-preserving Gauss--Legendre flow; "gd": discrete gradient descent with step ``lr``
+        (time t = k * lr).
     lr : float, optional
         Required for ``"gd"``.
     t1 : float, default 100.0
@@ -309,7 +314,7 @@ def sample_basins(
         seed=seed,
         model=type(model).__name__,
         integrator=integrator,
-        method={"adaptive": "dopri5", "invariant": "gauss-legendre", "gd": "gd"}[integrator],
+        method=FLOW_METHODS[integrator],
         tolerances=tolerances,
         **ini.attrs(),
         atlas=str(atlas.attrs().get("atlas", type(atlas).__name__)),

@@ -64,7 +64,7 @@ def _segment(job: _Job, y, duration):
     if job.integrator == "gd":
         return gradient_descent(job.model, y, job.lr, t1=duration, saveat=saveat, grad_tol=job.grad_tol,
                                 max_norm=job.max_norm, backend=job.backend)
-    method = "dopri5" if job.integrator == "adaptive" else "invariant"
+    method = {"auto": "auto", "adaptive": "dopri5", "stiff": "rosenbrock", "invariant": "gauss-legendre"}[job.integrator]
     return integrate(job.model, y, duration, method=method, rtol=job.rtol, atol=job.atol, saveat=saveat,
                      grad_tol=job.grad_tol, max_steps=job.max_steps, max_norm=job.max_norm, backend=job.backend)
 

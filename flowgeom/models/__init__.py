@@ -19,7 +19,8 @@ from flowgeom.models.base import Model, check_params, hessian_from_hvp
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.models.diagonal import DiagonalLinearNetwork
 from flowgeom.models.jax_model import JaxModel
-from flowgeom.models.mlp import MLP, mlp_for_problem, teacher_student
+from flowgeom.models.mlp import MLP, mlp_for_problem
+from flowgeom.models.teacher import teacher_student
 
 __all__ = ["DeepLinearNetwork", "DiagonalLinearNetwork", "JaxModel", "MLP", "Model", "check_params", "hessian_from_hvp", "mlp_for_problem",
            "teacher_student"]

@@ -95,7 +95,7 @@ def sample_transitions(
     init: Literal["gaussian", "aligned"] = "gaussian",
     seed: int | None = 0,
     t1: float | None = None,
-    method: str = "dopri5",
+    method: str = "auto",
     rtol: float = 1e-8,
     atol: float = 1e-12,
     n_save: int = 400,
@@ -134,7 +134,8 @@ def sample_transitions(
     t1 : float or None, default None
         End time; default :func:`_default_t1`. Check ``n_unfinished`` in the result.
     method, rtol, atol, grad_tol : see :func:`flowgeom.flow.integrate`
-        Defaults "dopri5", 1e-8, 1e-12, 1e-10.
+        Defaults "auto" (DOPRI5, or the L-stable Rosenbrock method on stiff problems such as data in raw
+        units; the choice is recorded in the attrs), 1e-8, 1e-12, 1e-10.
     n_save : int, default 400
         Number of log-spaced save times.
     grow : bool, default True
@@ -189,7 +190,8 @@ def sample_transitions(
         th = transition_theory(problem, eps, init=init)
     attrs = dict(problem.attrs()) if problem is not None else {}
     attrs.update(
-        seed=seed, init=init, init_scale=eps, n_samples=int(n_samples), t1=float(t1), integrator=method,
+        seed=seed, init=init, init_scale=eps, n_samples=int(n_samples), t1=float(t1), integrator=traj.method,
+        integrator_requested=method,
         loss_offset=float(atlas.loss_offset), rtol=float(rtol), atol=float(atol), grad_tol=float(grad_tol),
         atlas=str(atlas.attrs().get("atlas", type(atlas).__name__)), model=type(net).__name__,
     )
