@@ -3,8 +3,13 @@ r"""The Zarr store of a basin run: one verified group per finished chunk, a lock
 Layout (a directory)::
 
     run.zarr/zarr.json                   root group; attrs["flowgeom_basins"] = the run's signature
-    run.zarr/.flowgeom.lock              flock(2)-ed for the whole run; holds the owner's pid
+    run.zarr/owner/zarr.json             attrs["pid"]: the pid of the run holding the store
     run.zarr/chunk_<start>_<stop>/...    samples [start, stop): one array per per-sample variable
+
+The run holds an exclusive ``flock(2)`` on the store directory itself for its whole duration
+(released by the kernel if the process dies), so a second run on the same store is refused at
+once, naming the owner's pid. A lock on the directory, not on a file in it, keeps the store a
+pure Zarr hierarchy.
 
 A chunk is *complete* only when its attributes hold, written in one metadata write after every
 array, the checksums
@@ -40,7 +45,7 @@ from flowgeom._validate import InputError
 from flowgeom.basins.chunk import _SAMPLE_VARS, _STATE_VARS
 
 STORE_KEY = "flowgeom_basins"
-_LOCK_NAME = ".flowgeom.lock"
+_OWNER = "owner"
 _CHUNK_RE = re.compile(r"^chunk_(\d+)_(\d+)$")
 _HASH_KEY = "sha256"
 
@@ -79,29 +84,39 @@ def _release(fd: int) -> None:
         os.close(fd)
 
 
-def _lock(path: str) -> int:
-    """flock the store's lock file (non-blocking) and write our pid into it; StoreError if held."""
-    lock = os.path.join(path, _LOCK_NAME)
+def _owner(path: str) -> str:
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        with open(os.path.join(path, _OWNER, "zarr.json")) as fh:
+            return str(int(json.load(fh)["attributes"]["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
+
+
+def _lock(path: str) -> int:
+    """flock the store directory (non-blocking) and record our pid; StoreError if another run holds it."""
+    import zarr
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-        raise StoreError(f"`store` {path!r}: cannot create its lock file ({e.strerror}); check the permissions "
+        raise StoreError(f"`store` {path!r} cannot be opened ({e.strerror}); check the permissions "
                          "or choose another store.") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
-        try:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)
+        os.close(fd)
+        owner = _owner(path)
         if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise StoreError(
                 f"`store` {path!r} is in use by pid {owner} (another basin run on the same store); wait for it "
                 "to finish or use another store."
             ) from None
         raise StoreError(f"`store` {path!r}: cannot lock it ({e.strerror}); use a store on a local disk.") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        zarr.open_group(os.path.join(path, _OWNER), mode="w").attrs["pid"] = os.getpid()
+    except Exception as e:
+        _release(fd)
+        raise StoreError(f"`store` {path!r} is not writable ({type(e).__name__}: {e}); choose another store.") from None
     return fd
 
 
@@ -109,7 +124,7 @@ def _read_signature(path: str):
     """The signature recorded at ``path``; None for an empty directory; StoreError if not a store."""
     if not os.path.isdir(path):
         raise StoreError(f"`store` {path!r} exists and is not a directory; a store is a directory: choose a new path.")
-    entries = [e for e in os.listdir(path) if e != _LOCK_NAME]
+    entries = [e for e in os.listdir(path) if e != _OWNER]
     if not entries:
         return None
     if "zarr.json" not in entries:
@@ -162,7 +177,7 @@ def _open_store(path, signature: dict) -> _Store:
     try:
         stored = _read_signature(path)  # again, now that we hold the lock
         if stored is None:
-            root = zarr.open_group(path, mode="w")
+            root = zarr.open_group(path, mode="a")  # not "w": it would delete the owner group
             root.attrs[STORE_KEY] = mine
         else:
             _check_signature(path, stored, mine)
