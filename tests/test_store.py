@@ -48,11 +48,19 @@ def _data_files(array_dir):
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(array_dir) for f in fs if f != "zarr.json")
 
 
-@pytest.fixture
-def full_store(tmp_path, p322, ref):
-    store = str(tmp_path / "run.zarr")
+@pytest.fixture(scope="module")
+def template(tmp_path_factory, p322, ref):
+    store = str(tmp_path_factory.mktemp("template") / "run.zarr")
     ds, done = _run(p322, store)
     assert done == [(0, 8), (8, 16), (16, 24)] and ds.identical(ref)
+    return store
+
+
+@pytest.fixture
+def full_store(tmp_path, template):
+    """A fresh copy of a complete store of samples 0..23 in three chunks."""
+    store = str(tmp_path / "run.zarr")
+    shutil.copytree(template, store)
     return store
 
 
@@ -231,3 +239,61 @@ def test_missing_ranges_and_assembly_refuse_gaps():
     bad = (0, 10, {"x": np.arange(9)})  # a piece shorter than its range
     with pytest.raises(RuntimeError):
         _assemble([bad], 10, ["x"])
+
+
+# ---------------------------------------------------------------------------- fuzz: random damage
+def _fuzz_case(template, ops, p322, ref):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = os.path.join(tmp, "run.zarr")
+        shutil.copytree(template, store)
+        files = sorted(os.path.relpath(os.path.join(d, f), store) for d, _, fs in os.walk(store) for f in fs)
+        root_damaged = False
+        for op, i, j, frac in ops:
+            f = os.path.join(store, files[i % len(files)])
+            g = os.path.join(store, files[j % len(files)])
+            if not os.path.exists(f):
+                continue
+            root_damaged |= os.path.dirname(f) == store
+            size = os.path.getsize(f)
+            if op == "delete":
+                os.remove(f)
+            elif op == "truncate":
+                with open(f, "r+b") as fh:
+                    fh.truncate(int(size * frac))
+            elif op == "flip" and size:
+                with open(f, "r+b") as fh:
+                    fh.seek(int(frac * (size - 1)))
+                    b = fh.read(1)
+                    fh.seek(-1, 1)
+                    fh.write(bytes([b[0] ^ 0x5A]))
+            elif op == "swap" and os.path.exists(g) and f != g:
+                root_damaged |= os.path.dirname(g) == store
+                os.replace(f, f + ".tmp")
+                os.replace(g, f)
+                os.replace(f + ".tmp", g)
+        try:
+            ds = sample_basins(p322, N, seed=SEED, chunk_size=CHUNK, store=store, **QUICK)
+        except StoreError as e:
+            assert root_damaged, e  # only a damaged root (the run's signature) may refuse the store
+            return
+        assert ds.identical(ref)
+
+
+@pytest.mark.slow
+def test_fuzz_damaged_store_resumes_to_the_undamaged_result(template, p322, ref):
+    """Any deletion, truncation, byte flip or swap of a store's files: the exact result, or a StoreError."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as hs
+
+    op = hs.tuples(hs.sampled_from(["delete", "truncate", "flip", "swap"]), hs.integers(0, 10**6),
+                   hs.integers(0, 10**6), hs.floats(0.0, 1.0))
+
+    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(hs.lists(op, min_size=1, max_size=4))
+    def check(ops):
+        _fuzz_case(template, ops, p322, ref)
+
+    check()
