@@ -170,7 +170,8 @@ def test_sigkill_of_the_cli_leaves_no_worker(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_of_the_cli_stores_finished_chunks_and_leaves_no_worker(tmp_path):
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)], ids=["TERM", "INT-INT"])
+def test_interrupted_cli_stores_finished_chunks_and_leaves_no_worker(tmp_path, signals):
     store = tmp_path / "t.zarr"
     def one_chunk():  # a chunk with its completion marker
         for name in os.listdir(store) if store.exists() else []:
@@ -187,7 +188,9 @@ def test_sigterm_of_the_cli_stores_finished_chunks_and_leaves_no_worker(tmp_path
             assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and one_chunk(), 60.0)
             workers = _children(proc.pid)
             t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
+            for sig in signals:
+                proc.send_signal(sig)
+                time.sleep(0.05)
             _, err = proc.communicate(timeout=10)
             assert time.monotonic() - t0 < 5.0
             assert proc.returncode == 130 and "Traceback" not in err, err

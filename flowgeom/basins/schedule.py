@@ -7,7 +7,7 @@ Runs leave nothing behind and fail fast:
   thread exits it when its parent pid changes (any POSIX system);
 - SIGTERM is handled like Ctrl-C (KeyboardInterrupt); on an interrupt the chunks that have
   finished are still handed over (stored), running ones are cancelled and the workers are
-  terminated without waiting for them; a second Ctrl-C interrupts that clean-up at once;
+  terminated without waiting for them; a second Ctrl-C or SIGTERM exits at once (status 130);
 - a dask scheduler address is checked before any work: an unknown protocol or a malformed
   address is an :class:`~flowgeom._validate.InputError` at once, a refused connection within
   ``_CONNECT_TIMEOUT`` seconds, a scheduler without workers after ``_WORKER_WAIT`` seconds.
@@ -67,21 +67,33 @@ def _usable_cpus() -> int:
 
 
 # ---------------------------------------------------------------------------- signals
-def _sigterm_as_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @contextlib.contextmanager
 def _interrupts():
-    """In the main thread: SIGTERM raises KeyboardInterrupt (like Ctrl-C) for the duration."""
+    """In the main thread, for the duration: SIGTERM is handled like Ctrl-C, and a second one exits.
+
+    The first SIGINT or SIGTERM raises KeyboardInterrupt (the clean-up then stores what has
+    finished); a second one, while that clean-up still runs (e.g. waiting for compiled kernel
+    threads, which cannot be interrupted), ends the process at once with status 130. Stored
+    chunks stay consistent: a chunk without its completion marker is recomputed on resume.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    prev = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    hits = [0]
+
+    def handler(signum, frame):
+        hits[0] += 1
+        if hits[0] > 1:
+            os.write(2, b"\nflowgeom: interrupted again, exiting now\n")
+            os._exit(130)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    prev = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, prev)
+        for sig, h in prev.items():
+            signal.signal(sig, h)
 
 
 # ---------------------------------------------------------------------------- local processes
@@ -172,7 +184,7 @@ def _run_processes(job, tasks, workers, handle) -> None:
                     handle(f.result())
             clean = True
         except KeyboardInterrupt:
-            _harvest(pending, handle)  # a second Ctrl-C here goes straight to the shutdown below
+            _harvest(pending, handle)  # a second Ctrl-C here exits at once (_interrupts)
             raise
     finally:
         if clean:
