@@ -10,9 +10,8 @@ import pytest
 
 from flowgeom import Problem
 from flowgeom._validate import InputError
-from flowgeom.basins import sample_basins
-from flowgeom.basins import schedule
-from flowgeom.basins.store import StoreError, _completed, _close_store, _open_store
+from flowgeom.basins import sample_basins, schedule
+from flowgeom.basins.store import StoreError, _close_store, _completed, _open_store
 
 QUICK = dict(init_scale=0.5, t1=30.0, progress=False, backend="numpy")
 
@@ -88,10 +87,9 @@ def test_scheduler_without_workers_fails_within_the_bound(p322, monkeypatch):
 # ---------------------------------------------------------------------------- local processes
 def test_sigterm_becomes_keyboard_interrupt_and_is_restored():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt):
-        with schedule._interrupts():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # interrupted at once by the handler
+    with pytest.raises(KeyboardInterrupt), schedule._interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted at once by the handler
     assert signal.getsignal(signal.SIGTERM) is before
 
 

@@ -181,7 +181,7 @@ def test_foreign_directory_and_file_are_refused_untouched(tmp_path, p322):
 def test_empty_directory_becomes_a_store(tmp_path, p322, ref):
     store = tmp_path / "empty.zarr"
     store.mkdir()
-    ds, done = _run(p322, store)
+    ds, _ = _run(p322, store)
     assert ds.identical(ref)
 
 
@@ -218,7 +218,8 @@ def test_second_writer_is_refused_while_the_first_runs(tmp_path, p322, ref):
 
     def second(a, b):
         if not outputs:
-            proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+            proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                                  env=env, timeout=60)
             outputs.append(proc.stdout + proc.stderr)
 
     ds = sample_basins(p322, N, seed=SEED, chunk_size=CHUNK, store=store, on_chunk=second, **QUICK)
@@ -229,7 +230,7 @@ def test_second_writer_is_refused_while_the_first_runs(tmp_path, p322, ref):
 def test_missing_ranges_and_assembly_refuse_gaps():
     assert _missing_ranges(10, [(0, 3), (2, 5), (7, 12)]) == [(5, 7)]
     assert _missing_ranges(4, []) == [(0, 4)]
-    piece = lambda a, b: (a, b, {"x": np.arange(a, b)})  # noqa: E731
+    piece = lambda a, b: (a, b, {"x": np.arange(a, b)})
     out = _assemble([piece(4, 9), piece(0, 5), piece(8, 10)], 10, ["x"])
     np.testing.assert_array_equal(out["x"], np.arange(10))
     with pytest.raises(RuntimeError, match=r"assembled samples 0\.\.4 of 0\.\.9"):

@@ -254,11 +254,6 @@ def _drop_unverified(st: _Store) -> None:
             _drop(st, name)
 
 
-def _drop_incomplete(st: _Store) -> list[str]:
-    """Names of the chunks deleted as incomplete or damaged since the store was opened."""
-    return list(st.dropped)
-
-
 def _completed(st: _Store) -> list[tuple[int, int]]:
     """Sample ranges [a, b) of the complete chunks (verified when the store was opened)."""
     return [(a, b) for a, b, _ in _chunk_names(st)]
