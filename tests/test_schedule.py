@@ -208,3 +208,16 @@ def _signature_of(store):
     import zarr
 
     return dict(zarr.open_group(str(store), mode="r").attrs["flowgeom_basins"])
+
+
+def test_an_interrupt_while_a_chunk_is_stored_waits_for_the_chunk():
+    stored = []
+
+    def slow_handle(res):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of storing
+        time.sleep(0.05)
+        stored.append(res)
+
+    with pytest.raises(KeyboardInterrupt), schedule._interrupts() as guard:
+        guard(slow_handle)("chunk")
+    assert stored == ["chunk"]

@@ -83,22 +83,41 @@ def _interrupts():
     finished); a second one, while that clean-up still runs (e.g. waiting for compiled kernel
     threads, which cannot be interrupted), ends the process at once with status 130. Stored
     chunks stay consistent: a chunk without its completion marker is recomputed on resume.
+
+    Yields ``guard(handle)``: a wrapper during which a first interrupt is deferred until the
+    finished chunk has been handed over (stored), so that it is not lost half-written.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda handle: handle
         return
     hits = [0]
+    state = {"busy": False, "deferred": None}
 
     def handler(signum, frame):
         hits[0] += 1
         if hits[0] > 1:
             os.write(2, b"\nflowgeom: interrupted again, exiting now\n")
             os._exit(130)
+        if state["busy"]:
+            state["deferred"] = signum
+            return
         raise KeyboardInterrupt(f"signal {signum}")
+
+    def guard(handle):
+        def guarded(res):
+            state["busy"] = True
+            try:
+                handle(res)
+            finally:
+                state["busy"] = False
+            signum, state["deferred"] = state["deferred"], None
+            if signum is not None:
+                raise KeyboardInterrupt(f"signal {signum}")
+        return guarded
 
     prev = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield guard
     finally:
         for sig, h in prev.items():
             signal.signal(sig, h)
@@ -294,7 +313,8 @@ def _execute(job, tasks, scheduler, n_workers, handle):
         workers = n_workers or _usable_cpus()
         if workers <= 1 or len(tasks) <= 1:
             kind = "serial"
-    with _interrupts():
+    with _interrupts() as guard:
+        handle = guard(handle)
         if kind == "serial":
             for start, stop, th in tasks:
                 handle(_run_chunk(job, start, stop, th))
