@@ -221,3 +221,22 @@ def test_an_interrupt_while_a_chunk_is_stored_waits_for_the_chunk():
     with pytest.raises(KeyboardInterrupt), schedule._interrupts() as guard:
         guard(slow_handle)("chunk")
     assert stored == ["chunk"]
+
+
+def test_a_server_that_is_not_dask_is_refused_fast(p322):
+    import socketserver
+    import threading
+
+    class Garbage(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + b"\xff" * 64)
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Garbage) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            t0 = time.perf_counter()
+            with pytest.raises(InputError, match="does not answer as a dask scheduler"):
+                sample_basins(p322, 4, seed=1, scheduler=f"tcp://127.0.0.1:{srv.server_address[1]}", **QUICK)
+            assert time.perf_counter() - t0 < 5.0
+        finally:
+            srv.shutdown()

@@ -291,7 +291,7 @@ def test_fuzz_damaged_store_resumes_to_the_undamaged_result(template, p322, ref)
     op = hs.tuples(hs.sampled_from(["delete", "truncate", "flip", "swap"]), hs.integers(0, 10**6),
                    hs.integers(0, 10**6), hs.floats(0.0, 1.0))
 
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(hs.lists(op, min_size=1, max_size=4))
     def check(ops):

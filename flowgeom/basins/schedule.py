@@ -247,6 +247,38 @@ def _check_address(address: str) -> None:
             f"cannot reach the dask scheduler `scheduler` = {address!r} ({why} within {_CONNECT_TIMEOUT:g} s); "
             "start it (`dask scheduler`) or check the address."
         ) from None
+    if scheme == "tcp":
+        _probe(address)
+
+
+def _probe(address: str) -> None:
+    """Ask ``address`` who it is (one dask 'identity' message); InputError unless a dask scheduler answers.
+
+    Done before a Client exists: a Client that fails to start on a server that does not speak
+    dask lingers and stalls the interpreter's exit for 20 s.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def identity():
+        comm = await connect(address, timeout=_CONNECT_TIMEOUT)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await asyncio.wait_for(comm.read(), _CONNECT_TIMEOUT)
+        finally:
+            comm.abort()
+
+    with ThreadPoolExecutor(1) as ex:  # its own event loop, even when the caller runs one (Jupyter)
+        try:
+            who = ex.submit(asyncio.run, identity()).result()
+        except Exception as e:  # a server that is not dask: garbage frames, closed comms, timeouts
+            who = f"{type(e).__name__}: {str(e)[:120]}"
+    if not (isinstance(who, dict) and who.get("type") == "Scheduler"):
+        raise InputError(
+            f"`scheduler` {address!r} does not answer as a dask scheduler ({who!r}); check the address and port."
+        )
 
 
 def _connect(scheduler):
@@ -258,10 +290,10 @@ def _connect(scheduler):
         _check_address(scheduler)
         try:
             client = Client(scheduler, set_as_default=False, timeout=_CLIENT_TIMEOUT)
-        except (OSError, TimeoutError) as e:
+        except Exception as e:  # refused, timed out, or not speaking dask (garbage frames: MemoryError, ...)
             raise InputError(
-                f"cannot connect to the dask scheduler `scheduler` = {scheduler!r} ({e}); check that it is a dask "
-                "scheduler and reachable."
+                f"cannot connect to the dask scheduler `scheduler` = {scheduler!r} ({type(e).__name__}: "
+                f"{str(e)[:200]}); check that the address is a running dask scheduler."
             ) from None
     else:
         client = scheduler
