@@ -9,6 +9,7 @@ classifiers
 """
 
 from flowgeom.basins._sample import sample_basins
+from flowgeom.basins.store import StoreError
 from flowgeom.basins.stats import BasinFractions, basin_fractions, clopper_pearson_interval, wilson_interval
 
-__all__ = ["BasinFractions", "basin_fractions", "clopper_pearson_interval", "sample_basins", "wilson_interval"]
+__all__ = ["BasinFractions", "StoreError", "basin_fractions", "clopper_pearson_interval", "sample_basins", "wilson_interval"]

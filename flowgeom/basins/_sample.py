@@ -50,7 +50,9 @@ import xarray as xr
 from flowgeom.basins.stats import _CI, _check_level, basin_fractions
 from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _STATE_VARS, _Job
 from flowgeom.basins.schedule import _execute, _executor_kind
-from flowgeom.basins.store import STORE_KEY, _completed, _drop_incomplete, _missing_ranges, _open_store, _write_chunk
+from flowgeom.basins.store import (
+    _assemble, _close_store, _completed, _missing_ranges, _open_store, _read_chunks, _stored_seed, _write_chunk,
+)
 from flowgeom._version import __version__
 from flowgeom.critical.atlas import UNCLASSIFIED, Atlas, Limit
 from flowgeom.basins.samplers import Initializer, _check_seed, make_initializer
@@ -294,15 +296,8 @@ def sample_basins(
     ini = make_initializer(init, model, scale=init_scale, problem=problem, **(init_params or {}))
 
     # ---- seed: explicit, else the store's, else fresh entropy
-    if seed is None and store is not None and os.path.exists(os.fspath(store)):
-        import zarr
-
-        try:
-            prev = zarr.open_group(os.fspath(store), mode="r").attrs.get(STORE_KEY)
-        except Exception:
-            prev = None
-        if prev is not None:
-            seed = int(prev["seed"])
+    if seed is None:
+        seed = _stored_seed(store)
     seed = int(np.random.SeedSequence().entropy) if seed is None else _check_seed(seed)
 
     tolerances = {"rtol": rtol, "atol": atol} if integrator != "gd" else {"lr": lr}
@@ -339,9 +334,8 @@ def sample_basins(
     results: dict[int, dict] = {}
     done_ranges: list[tuple[int, int]] = []
     if store is not None:
-        root = _open_store(store, signature)
-        _drop_incomplete(root)
-        done_ranges = [(a, b) for a, b, _ in _completed(root)]
+        root = _open_store(store, signature)  # locked; damaged or incomplete chunks already deleted
+        done_ranges = _completed(root)
     todo = _missing_ranges(n, done_ranges)
     n_todo = sum(b - a for a, b in todo)
     workers = 1 if _executor_kind(scheduler) == "serial" else (n_workers or os.cpu_count() or 1)
@@ -366,30 +360,16 @@ def sample_basins(
         if on_chunk is not None:
             on_chunk(res["start"], res["stop"])
 
+    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",))
     try:
         _execute(job, tasks, scheduler, n_workers, handle)
+        # ---- samples 0..n-1 in order; stored chunks are verified again as they are read
+        pieces = (_read_chunks(root, names) if root is not None
+                  else [(r["start"], r["stop"], r) for r in results.values()])
     finally:
         bar.close()
-
-    # ---- assemble samples 0..n-1 in order
-    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",))
-    cols = {k: [] for k in names}
-    pieces = (
-        [(a, b, {k: g[k][:] for k in names}) for a, b, g in _completed(root)]
-        if root is not None
-        else [(r["start"], r["stop"], r) for r in sorted(results.values(), key=lambda r: r["start"])]
-    )
-    pos = 0
-    for a, b, data in pieces:
-        if b <= pos or a >= n:
-            continue
-        lo, hi = pos - a, min(b, n) - a
-        for k in names:
-            cols[k].append(np.asarray(data[k])[lo:hi])
-        pos = min(b, n)
-    if pos != n:  # pragma: no cover - guarded by _missing_ranges
-        raise RuntimeError(f"internal error: assembled {pos} of {n} samples.")
-    arr = {k: np.concatenate(v) for k, v in cols.items()}
+        _close_store(root)
+    arr = _assemble(pieces, n, names, store)
     if grow:
         lost = np.flatnonzero((arr["limit"] == UNCLASSIFIED) & (arr["status"] == 0))
         if lost.size:
