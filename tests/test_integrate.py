@@ -318,7 +318,11 @@ def test_invariants_conserved_unbalanced_gl_deep(rng, solver):
     c0 = net.conserved(th0)
     dc = np.linalg.norm(net.conserved(tr.ys) - c0[:, None], axis=-1) / (1 + np.linalg.norm(c0, axis=-1))[:, None]
     assert np.max(dc) < 1e-11
-    np.testing.assert_allclose(np.max(dc, axis=1), tr.invariant_drift, rtol=1.0, atol=1e-13)
+    # the monitor is a max over accepted steps, and the steps land on every save time: it can be
+    # neither below the drift at the saves nor zero (round-off moves C_j), nor above the tolerance
+    assert np.all(tr.invariant_drift >= np.max(dc, axis=1) * (1 - 1e-9))
+    assert np.all(tr.invariant_drift > 0)
+    assert np.all(tr.invariant_drift < 1e-11)
 
 
 def test_loss_nonincreasing_along_flow(rng):
@@ -658,3 +662,28 @@ def test_flow_options_validate_replace_attrs_and_overrides():
     c = integrate(net, y0, 5.0, options=FlowOptions(rtol=1e-3), rtol=1e-8, backend="numpy", saveat=sv)
     np.testing.assert_array_equal(a.y_final, b.y_final)
     np.testing.assert_array_equal(a.y_final, c.y_final)
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+@pytest.mark.parametrize("widths, whitened", [((4, 3, 2), True), ((4, 3, 2), False), ((5, 4, 3, 2), True),
+                                              ((5, 4, 3, 3, 2), False)])
+def test_compiled_field_is_the_gradient_to_round_off(rng, widths, whitened):
+    """The compiled vector field (both the H = 1 specialisation and the general chain) is -grad L."""
+    from flowgeom.flow._numba_dln import _network_arrays, _rhs
+
+    s = np.linspace(3.0, 1.0, widths[-1])
+    if whitened:
+        net = DeepLinearNetwork.canonical(widths, s)
+    else:
+        T = rng.standard_normal((widths[-1], widths[0]))
+        R = rng.standard_normal((widths[0], widths[0])) + 3 * np.eye(widths[0])
+        net = DeepLinearNetwork(widths, T, input_factor=R, offset=0.7)
+    (is_h1, shp, off, T, Tf, R, has_R, c, pre_off, nbuf), _ = _network_arrays(net)
+    pre, bufA, bufB, M = np.empty(pre_off[-1]), np.empty(nbuf), np.empty(nbuf), np.empty(T.size)
+    for theta in net.random_params(rng, scale=0.8, size=5):
+        out = np.empty(net.n_params)
+        loss = _rhs(theta, out, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+        g = net.grad(theta)
+        scale = max(1.0, float(np.max(np.abs(g))))
+        np.testing.assert_allclose(out, -g, rtol=0, atol=1e-13 * scale)
+        assert loss == pytest.approx(float(net.loss(theta)), rel=1e-13)

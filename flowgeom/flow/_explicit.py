@@ -11,7 +11,6 @@ import numpy as np
 from flowgeom.flow._base import (
     _RUNNING,
     DP_A,
-    DP_B,
     DP_D,
     DP_E,
     DP_ERROR_EXPONENT,
@@ -51,7 +50,7 @@ def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps
     rejected = np.zeros(idx.size, dtype=bool)
     attempts = np.zeros(idx.size, dtype=np.int64)
     K = np.empty((7,) + y.shape)
-    A, B, E, D = DP_A, DP_B, DP_E, DP_D
+    A, E, D = DP_A, DP_E, DP_D  # the 5th-order weights B are the last row of A (FSAL)
 
     while idx.size:
         m = idx.size
