@@ -47,7 +47,7 @@ PLATEAU_RTOL = 0.1
 """Product tolerance for plateau points, relative to :math:`s_{\\min}`."""
 VALUE_RTOL_LIMIT = 1e-3
 """A limit's loss must be within this times :math:`s_{\\min}^2` of the stratum's value."""
-VALUE_RTOL_PLATEAU = 0.1
+VALUE_RTOL_PLATEAU = 0.25
 """A plateau's loss must be within this times :math:`s_{\\min}^2` of the stratum's value."""
 ENUMERATE_MAX = 4096
 """``sets()`` lists every stratum when there are at most this many (d_y <= 12); beyond, the top
