@@ -55,6 +55,7 @@ __all__ = [
     "PointRefinement",
     "LocalDimension",
     "refine_critical",
+    "point_quality",
     "refine",
     "local_dimension",
     "REFINE_GRAD_TOL",
@@ -354,6 +355,30 @@ def refine_critical(
         residual=residual.reshape(batch),
         flatness=flat.reshape(batch),
     )
+
+
+def point_quality(model: Model, theta: Params, *, flat_rtol: float = FLAT_RTOL):
+    r"""How critical given points are: :math:`\|\nabla L\|`, the relative residual and the gradient flatness.
+
+    The same measures as :class:`RefineResult` (``residual``, ``flatness``), for points that were not
+    just refined (e.g. canonical representatives of a class). Dense Hessian.
+
+    Parameters
+    ----------
+    model : Model
+    theta : ndarray, shape (k, n)
+    flat_rtol : float, default ``FLAT_RTOL``
+
+    Returns
+    -------
+    grad_norm, residual, flatness : ndarray, shape (k,)
+    """
+    th = np.atleast_2d(np.asarray(check_params(theta, model.n_params, "theta"), dtype=np.float64))
+    g = np.asarray(model.grad(th), dtype=np.float64).reshape(th.shape)
+    gn = np.linalg.norm(g, axis=-1)
+    flat, hnorm = _flatness(model, th, g, "dense", flat_rtol)
+    residual = gn / (np.maximum(1.0, hnorm) * np.maximum(1.0, np.linalg.norm(th, axis=-1)))
+    return gn, residual, flat
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ def descent_trajectories(
     return np.stack(ys, axis=1), np.stack(gns, axis=1)
 
 
-def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory: int = 3) -> FloatArray:
+def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory: int = 3,
+                   return_trajectory: bool = False):
     r"""Points where trajectories linger near critical points: local minima in time of :math:`\|\nabla L(\theta(t))\|`.
 
     For each trajectory the interior strict local minima of the recorded gradient norm (the
@@ -146,10 +147,13 @@ def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory:
     ys : ndarray, shape (N, n_save, n)
     grad_norm : ndarray, shape (N, n_save)
     max_per_trajectory : int, default 3
+    return_trajectory : bool, default False
+        Also return the index of the trajectory of each point.
 
     Returns
     -------
     ndarray, shape (k, n)
+        (and, with ``return_trajectory``, an int array (k,) of trajectory indices)
     """
     ys = np.asarray(ys, dtype=np.float64)
     gn = np.asarray(grad_norm, dtype=np.float64)
@@ -158,19 +162,23 @@ def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory:
             f"`ys` must have shape (N, n_save, n) and `grad_norm` (N, n_save); got {ys.shape} and {gn.shape}."
         )
     out = []
-    for y, g in zip(ys, gn):
+    which: list[int] = []
+    for j, (y, g) in enumerate(zip(ys, gn)):
         fin = np.isfinite(g) & np.all(np.isfinite(y), axis=-1)
         y, g = y[fin], g[fin]
         if g.size == 0:
             continue
         out.append(y[-1])
+        which.append(j)
         if g.size >= 3 and max_per_trajectory > 1:
             mins = np.nonzero((g[1:-1] < g[:-2]) & (g[1:-1] < g[2:]))[0] + 1
             mins = mins[np.argsort(g[mins])][: max_per_trajectory - 1]
             out.extend(y[mins])
-    if not out:
-        return np.zeros((0, ys.shape[-1]))
-    return np.stack(out)
+            which.extend([j] * mins.size)
+    pts = np.stack(out) if out else np.zeros((0, ys.shape[-1]))
+    if return_trajectory:
+        return pts, np.asarray(which, dtype=np.int64)
+    return pts
 
 
 # ---------------------------------------------------------------------- search
@@ -262,6 +270,10 @@ class CriticalSearch:
         Tolerances used (gtol, zero_rtol, dedup_rtol, loss_rtol, eps, max_iter).
     flat_points : tuple of CriticalPointInfo
         Distinct gradient-flat points (kind ``"gradient_flat"``; not critical), sorted by loss.
+    units : ndarray of int, shape (n_starts,), optional
+        The search (independent draw) each start belongs to, for coverage: the plateau points of one
+        descent trajectory form one search; -1 marks deterministic starts (the origin). None: each
+        start is its own search.
     flat_assignment : ndarray of int, shape (n_starts,)
         Index into ``flat_points`` of each start that ended gradient-flat; -1 elsewhere.
     """
@@ -272,6 +284,7 @@ class CriticalSearch:
     settings: dict
     flat_points: tuple = ()
     flat_assignment: np.ndarray | None = None
+    units: np.ndarray | None = None
 
     @property
     def n_starts(self) -> int:
