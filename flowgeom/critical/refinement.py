@@ -600,7 +600,7 @@ def local_dimension(
     C = rng.standard_normal((d, m))
     C /= np.linalg.norm(C, axis=0, keepdims=True)
     probes = np.concatenate([theta + eps * (basis @ C).T, theta - eps * (basis @ C).T])  # (2m, n): pairs i, m + i
-    res = refine_critical(model, probes, gtol=grad_tol, max_iter=max_iter, method="dense")
+    res = refine_critical(model, probes, gtol=grad_tol, max_iter=max_iter, method="dense", mu0=1e-4)
     both = res.converged[:m] & res.converged[m:]
     disp = [(res.theta[i] - theta) / eps for i in np.flatnonzero(both)] + \
            [(res.theta[m + i] - theta) / eps for i in np.flatnonzero(both)]
