@@ -30,18 +30,17 @@ if __package__ in (None, ""):  # run as a script: make the `studies` package imp
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
-from flowgeom import Problem  # noqa: E402
-from flowgeom.critical import SearchedAtlas  # noqa: E402
-from flowgeom.flow import SaveAt, integrate  # noqa: E402
-from flowgeom.models import diagonal_theory as dt  # noqa: E402
-from flowgeom.models.diagonal import DiagonalLinearNetwork  # noqa: E402
-from flowgeom.models.mlp import mlp_for_problem  # noqa: E402
-
-from studies import common  # noqa: E402
+from flowgeom import Problem
+from flowgeom.critical import SearchedAtlas
+from flowgeom.flow import SaveAt, integrate
+from flowgeom.models import diagonal_theory as dt
+from flowgeom.models.diagonal import DiagonalLinearNetwork
+from flowgeom.models.mlp import mlp_for_problem
+from studies import common
 
 NAME = "fig09_coverage"
 SEED = 9

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.critical.refinement import RefineStatus, local_dimension
 from flowgeom.critical.linearization import hessian_inertia
-from flowgeom.models.mlp import MLP, teacher_student
+from flowgeom.critical.refinement import RefineStatus, local_dimension
 from flowgeom.critical.search import (
     DIM_RTOL,
     duplicate_unit,
@@ -26,6 +25,7 @@ from flowgeom.critical.search import (
     refine_critical,
     search_critical_points,
 )
+from flowgeom.models.mlp import MLP, teacher_student
 
 H_CS = 1e-30
 

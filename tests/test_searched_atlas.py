@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 from flowgeom import Problem
-from flowgeom.critical import SearchedAtlas, find_critical_points, refine_critical, strata_dataset
+from flowgeom.critical import (
+    SearchedAtlas,
+    find_critical_points,
+    refine_critical,
+    strata_dataset,
+)
 from flowgeom.critical.refinement import RefineStatus, point_quality
 from flowgeom.critical.search import CriticalSearch
 from flowgeom.critical.searched import good_turing_p_new, search_coverage
@@ -54,7 +59,7 @@ def test_accumulation_curve_and_singletons_of_a_search():
     a[[4, 9]] = -1  # two failed searches count as searches that found nothing
     fake = CriticalSearch(points=(), assignment=a, refine=None, settings={})
     cov = search_coverage(fake)
-    ref = [len(set(x for x in a[: j + 1] if x >= 0)) for j in range(a.size)]
+    ref = [len({x for x in a[: j + 1] if x >= 0}) for j in range(a.size)]
     np.testing.assert_array_equal(cov.curve_classes, ref)
     np.testing.assert_array_equal(cov.curve_searches, np.arange(1, 26))
     vals, counts = np.unique(a[a >= 0], return_counts=True)

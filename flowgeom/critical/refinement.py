@@ -50,18 +50,18 @@ from flowgeom._validate import InputError, check_choice, check_int, check_positi
 from flowgeom.models.base import Model, check_params
 
 __all__ = [
-    "RefineStatus",
-    "RefineResult",
-    "PointRefinement",
-    "LocalDimension",
-    "refine_critical",
-    "point_quality",
-    "refine",
-    "local_dimension",
-    "REFINE_GRAD_TOL",
-    "RCOND",
     "FLAT_RTOL",
     "FLAT_SHARE",
+    "RCOND",
+    "REFINE_GRAD_TOL",
+    "LocalDimension",
+    "PointRefinement",
+    "RefineResult",
+    "RefineStatus",
+    "local_dimension",
+    "point_quality",
+    "refine",
+    "refine_critical",
 ]
 
 
@@ -169,7 +169,7 @@ def _steps(model, th, g, mu, method, rcond):
     out = np.zeros_like(th)
     lmax = np.zeros(th.shape[0])
     for b in range(th.shape[0]):
-        mv = lambda v, t=th[b]: np.ravel(model.hvp(t[None], np.ravel(v)[None])[0])  # noqa: E731
+        mv = lambda v, t=th[b]: np.ravel(model.hvp(t[None], np.ravel(v)[None])[0])
         op = spla.LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)  # symmetric
         gn = float(np.linalg.norm(g[b]))
         lmax[b] = float(np.linalg.norm(mv(g[b] / gn))) if gn > 0 else 0.0

@@ -43,28 +43,33 @@ perceptrons", Neural Networks 13 (2000) 317–327.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from flowgeom._types import FloatArray, Params
 from flowgeom._validate import check_positive
-from flowgeom.critical.refinement import RefineResult, RefineStatus, local_dimension, refine_critical
 from flowgeom.critical.linearization import ZERO_RTOL, Inertia, hessian_inertia
+from flowgeom.critical.refinement import (
+    RefineResult,
+    RefineStatus,
+    local_dimension,
+    refine_critical,
+)
 from flowgeom.models.base import Model, check_params
 
 __all__ = [
-    "RefineResult",
     "CriticalPointInfo",
     "CriticalSearch",
+    "RefineResult",
     "RefineStatus",
-    "refine_critical",
-    "plateau_points",
     "descent_trajectories",
-    "find_critical_points",
-    "search_critical_points",
     "duplicate_unit",
+    "find_critical_points",
+    "plateau_points",
+    "refine_critical",
+    "search_critical_points",
 ]
 
 DIM_RTOL = 0.1

@@ -15,6 +15,13 @@ unclassified (-3) until :meth:`~SearchedAtlas.grow` adds it; a deep linear strat
 ``non_strict_saddle`` needs the closed form and is never assigned here (such points are
 ``degenerate``).
 
+Coverage: the search runs in batches of independent *searches* (a random start, or a descent run
+with its plateau points) and stops when the Good–Turing estimate :math:`Q_1/T` of the probability that
+one more search finds a new class (:math:`Q_1` classes found by exactly one of the :math:`T` searches;
+Good 1953, Chao et al. 2014) is at most ``coverage_target`` or the budget is spent
+(:func:`search_for_atlas`, :meth:`SearchedAtlas.coverage`). It estimates the mass the sampling
+distribution puts on unseen classes, not their number: a class no start can reach is invisible to it.
+
 ``locate`` for limits matches the loss to a class's critical value
 (:math:`|L - L_k| \le 10^{-6}(1 + |L_k|)`) and, among several, takes the class with a member nearest
 up to symmetry (``model.orbit_distance`` where the model has it). For plateau points it first refines
@@ -25,16 +32,29 @@ the point to a critical point :math:`\theta^\ast` and accepts it only if
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from flowgeom._types import FloatArray, Params
 from flowgeom.critical.atlas import UNCLASSIFIED, CriticalSet, set_kind
-from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, is_morse_bott, stable_codimension
+from flowgeom.critical.linearization import (
+    GAP_MIN,
+    ZERO_RTOL,
+    hessian_inertia,
+    is_morse_bott,
+    stable_codimension,
+)
 from flowgeom.critical.refinement import RefineResult, point_quality
-from flowgeom.critical.search import CriticalSearch, descent_trajectories, find_critical_points, plateau_points, refine_critical
+from flowgeom.critical.search import (
+    CriticalSearch,
+    descent_trajectories,
+    find_critical_points,
+    plateau_points,
+    refine_critical,
+)
 from flowgeom.models.base import Model
 
 __all__ = ["COVERAGE_TARGET", "Coverage", "SearchedAtlas", "good_turing_p_new", "search_coverage", "search_for_atlas"]
@@ -167,7 +187,12 @@ def search_for_atlas(
         With ``units`` (the search of each start) and ``settings["rounds"]``, ``["coverage_target"]``,
         ``["max_starts"]``.
     """
-    from flowgeom._validate import check_int, check_positive, check_probability, check_seed
+    from flowgeom._validate import (
+        check_int,
+        check_positive,
+        check_probability,
+        check_seed,
+    )
 
     n_starts = check_int("n_starts", n_starts, minimum=4)
     seed = check_seed(seed)
@@ -335,7 +360,19 @@ class SearchedAtlas:
         Members per class whose linearization is measured.
     value_rtol : float, default ``VALUE_RTOL``
     **search_options
-        Keywords of :func:`search_for_atlas`.
+        Keywords of :func:`search_for_atlas`, e.g. ``n_starts`` (searches per batch, default 40),
+        ``coverage_target`` (default ``COVERAGE_TARGET`` = 0.05) and ``max_starts`` (default
+        ``4 * n_starts``; ``n_starts`` runs one batch).
+
+    Notes
+    -----
+    :meth:`coverage` says how complete the search is (:class:`Coverage`); :meth:`attrs` carries it as
+    ``coverage_*`` attributes and every set's ``info`` its ``count`` (starts that reached it),
+    ``n_searches`` (searches that found it), ``singleton`` (found by one search) and ``source``
+    (``search``, ``grown`` or ``gradient_flat``); every measured point its ``grad_norm``,
+    ``refine_residual`` and ``grad_flatness`` (:func:`~flowgeom.critical.refinement.point_quality`).
+    Gradient-flat points of the search are sets of kind ``gradient_flat`` labelled ``f<k>``: listed,
+    never located, never a saddle.
     """
 
     def __init__(
