@@ -9,8 +9,10 @@ data of widths (5, 4, 3), s = (3, 2, 1) and of widths (6, 5, 4), s = (4, 3, 2, 1
 start or one descent run (its plateau points); the budget is raised in batches until the Good–Turing
 estimate of the probability that one more search finds a new class, :math:`Q_1/T` (classes found by one
 search over searches), is below 5 % or the budget is spent; the legend gives the final estimate and the
-number of gradient-flat points (refinements that stalled with the gradient in the Hessian's near-kernel,
-Frye et al. 2021: not critical, not in the atlas's saddles). (b) A diagonal linear network
+number of distinct gradient-flat points (refinements that stalled or ran out of iterations with the
+gradient in the Hessian's near-kernel, Frye et al. 2021: not critical, never counted as saddles; for these
+networks they are mostly slow drifts of saturating units, :math:`\|\nabla L\| \sim 10^{-6}` to
+:math:`10^{-3}`). (b) A diagonal linear network
 :math:`f(x) = \langle u \odot v, x\rangle` on Gaussian least squares (n = 20, d = 5), gradient flow from
 the initialization of scale :math:`\alpha` of Pesme & Flammarion (2023): loss against rescaled time
 :math:`\tau = t/\ln(1/\alpha)`; dashed: the jump times and plateau values predicted by their Algorithm 1
@@ -121,7 +123,7 @@ def plot(ds: xr.Dataset):
         ax.step(ds[f"{case}_searches"].values, ds[f"{case}_classes"].values, where="post", color=styles[act], ls=ls,
                 label=(f"{act} {widths} (n={ds.attrs[f'{case}_n_params']}): "
                        f"$\\hat p_{{new}}$={ds.attrs[f'{case}_p_new']:.2f}, "
-                       f"{ds.attrs[f'{case}_n_gradient_flat']} flat"))
+                       f"{ds.attrs[f'{case}_n_gradient_flat']} gradient-flat"))
     ax.set(xlabel="searches run", ylabel="distinct critical classes found")
     ax.set_title("(a) coverage of the searched atlases", fontsize=9)
     ax.legend(fontsize=6, loc="lower right")

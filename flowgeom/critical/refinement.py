@@ -85,8 +85,8 @@ _STATUS_MESSAGES = {
     RefineStatus.MAX_ITER: "max_iter: the iteration budget ran out before ||grad L|| <= gtol",
     RefineStatus.STALLED: ("stalled: no damped step reduces ||grad L|| although gtol is not met, and the gradient "
                            "is not in the Hessian's near-kernel"),
-    RefineStatus.GRADIENT_FLAT: ("gradient_flat: not critical; ||grad L|| stopped decreasing with the gradient in the "
-                                 "Hessian's near-kernel (flatness >= FLAT_SHARE; Frye et al. 2021)"),
+    RefineStatus.GRADIENT_FLAT: ("gradient_flat: not critical; the refinement stalled or ran out of iterations with "
+                                 "the gradient in the Hessian's near-kernel (flatness >= FLAT_SHARE; Frye et al. 2021)"),
     RefineStatus.NONFINITE: "nonfinite: non-finite loss, gradient or Hessian",
     RefineStatus.DIVERGED: "diverged: ||theta|| > max_norm (e.g. tanh units running to saturation)",
 }
