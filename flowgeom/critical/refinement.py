@@ -130,6 +130,8 @@ class RefineResult:
         :math:`\|\nabla L\| / (\max(1, \|\nabla^2 L\|_2)\max(1, \|\theta\|))`.
     flatness : ndarray, shape (...)
         :math:`\phi = \|P_0\nabla L\|/\|\nabla L\|` (module docstring); 0 where the gradient is exactly 0.
+        At a converged point the gradient is round-off and its direction, hence :math:`\phi`, carries
+        no information: the status decides, the flatness explains non-converged points.
     """
 
     theta: FloatArray

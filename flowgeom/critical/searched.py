@@ -368,8 +368,9 @@ class SearchedAtlas:
     -----
     :meth:`coverage` says how complete the search is (:class:`Coverage`); :meth:`attrs` carries it as
     ``coverage_*`` attributes and every set's ``info`` its ``count`` (starts that reached it),
-    ``n_searches`` (searches that found it), ``singleton`` (found by one search) and ``source``
-    (``search``, ``grown`` or ``gradient_flat``); every measured point its ``grad_norm``,
+    ``n_searches`` (searches that found it), ``singleton`` (found by one search), ``source``
+    (``search``, ``grown`` or ``gradient_flat``) and the largest ``refine_residual`` and
+    ``grad_flatness`` of its measured points; every measured point its ``grad_norm``,
     ``refine_residual`` and ``grad_flatness`` (:func:`~flowgeom.critical.refinement.point_quality`).
     Gradient-flat points of the search are sets of kind ``gradient_flat`` labelled ``f<k>``: listed,
     never located, never a saddle.
@@ -571,7 +572,9 @@ class SearchedAtlas:
         value = float(np.median(points["loss"]))
         self._members[key] = np.asarray(members)
         info = {"count": int(count), "n_members": int(n_members), "certified": False, "n_searches": int(n_searches),
-                "singleton": bool(n_searches == 1), "source": "gradient_flat" if flat else source}
+                "singleton": bool(n_searches == 1), "source": "gradient_flat" if flat else source,
+                "refine_residual": float(np.max(points["refine_residual"])),
+                "grad_flatness": float(np.max(points["grad_flatness"]))}
         self._sets[key] = CriticalSet(key=key, label=label, critical_value=value,
                                       rank=_product_rank(model, mem[0]), kind="gradient_flat" if flat else "undecided",
                                       measured=True, points=points, info=info)
