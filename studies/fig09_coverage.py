@@ -126,7 +126,7 @@ def plot(ds: xr.Dataset):
                        f"{ds.attrs[f'{case}_n_gradient_flat']} gradient-flat"))
     ax.set(xlabel="searches run", ylabel="distinct critical classes found")
     ax.set_title("(a) coverage of the searched atlases", fontsize=9)
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left")
     ax = axs[1]
     for i, alpha in enumerate(ds.alpha.values):
         ax.plot(ds.tau.values, ds["loss"].values[i], lw=1.0, label=f"alpha = {alpha:g}")
