@@ -97,6 +97,7 @@ KINDS = (
     "non_strict_saddle",
     "degenerate",
     "undecided",
+    "gradient_flat",
 )
 r"""The one vocabulary of ``kind`` (see :func:`set_kind`):
 
@@ -107,7 +108,9 @@ r"""The one vocabulary of ``kind`` (see :func:`set_kind`):
 - ``non_strict_saddle``: not a minimum (known), yet some point has no negative eigenvalue;
 - ``degenerate``: :math:`n_- = 0` somewhere and not Morse–Bott there: second order cannot tell a
   minimum from a non-strict saddle;
-- ``undecided``: no measured point has a decided inertia (no spectral gap at the tolerance)."""
+- ``undecided``: no measured point has a decided inertia (no spectral gap at the tolerance);
+- ``gradient_flat``: not a critical set: a searched atlas's record of where refinement stalled with the
+  gradient in the Hessian's near-kernel (Frye et al., Neural Computation 33:1469, 2021); never located."""
 
 
 def set_kind(

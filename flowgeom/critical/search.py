@@ -43,209 +43,44 @@ perceptrons", Neural Networks 13 (2000) 317–327.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from flowgeom._types import FloatArray, Params
-from flowgeom.critical.refinement import local_dimension
+from flowgeom._validate import check_positive
 from flowgeom.critical.linearization import ZERO_RTOL, Inertia, hessian_inertia
+from flowgeom.critical.refinement import (
+    RefineResult,
+    RefineStatus,
+    local_dimension,
+    refine_critical,
+)
 from flowgeom.models.base import Model, check_params
 
 __all__ = [
-    "RefineResult",
     "CriticalPointInfo",
     "CriticalSearch",
-    "REFINE_STATUS",
-    "refine_critical",
-    "plateau_points",
+    "RefineResult",
+    "RefineStatus",
     "descent_trajectories",
-    "find_critical_points",
-    "search_critical_points",
     "duplicate_unit",
+    "find_critical_points",
+    "plateau_points",
+    "refine_critical",
+    "search_critical_points",
 ]
 
-REFINE_STATUS = {0: "converged", 1: "max_iter", 2: "stalled", -1: "diverged"}
-"""Status codes of :func:`refine_critical`: 0 reached ``gtol``; 1 iteration budget exhausted;
-2 no step reduces ||grad L|| although ``gtol`` is not met (a local minimum of ||grad L||^2 that
-is not critical); -1 non-finite or ``||theta|| > max_norm`` (e.g. tanh units running to saturation)."""
-
-# Relative eigenvalue cutoff of the Newton step: directions whose Hessian eigenvalue is below
-# RCOND * max|lambda| are left alone (minimum-norm step). Round-off in an exact Hessian is
-# ~1e-15 relative; 1e-12 leaves three digits of margin.
-RCOND = 1e-12
-
-# Default zero tolerance of the inertia, relative to max|lambda|: flowgeom.linearize.ZERO_RTOL (1e-8),
-# the convention shared with flowgeom.critical.refine.local_dimension (so its kernel and n_0 agree).
-
-# Singular-value threshold of the fitted displacement map in the dimension measurement. Tangent
-# directions give ~1; along a degenerate non-tangent direction where L is quartic (x^4) the
-# refinement stops ~(gtol)^(1/3) from the critical point, a leftover of ~1-2% of the probe radius
-# 1e-3: the threshold 1e-2 would count such a direction as tangent (measured on x^4 + y^2), 0.1
-# does not.
 DIM_RTOL = 0.1
-
-_MU_UP, _MU_DOWN = 10.0, 1.0 / 3.0
-
-
-@dataclass(frozen=True)
-class RefineResult:
-    """Result of :func:`refine_critical` (batched over the leading axes of the starts).
-
-    Attributes
-    ----------
-    theta : ndarray, shape (..., n)
-        Final iterates.
-    grad_norm : ndarray, shape (...)
-        :math:`\\|\\nabla L\\|_2` at ``theta``.
-    loss : ndarray, shape (...)
-    status : ndarray of int, shape (...)
-        Codes of :data:`REFINE_STATUS`.
-    n_iter : ndarray of int, shape (...)
-    """
-
-    theta: FloatArray
-    grad_norm: FloatArray
-    loss: FloatArray
-    status: np.ndarray
-    n_iter: np.ndarray
-
-    @property
-    def converged(self) -> np.ndarray:
-        """Boolean mask of status 0."""
-        return self.status == 0
+"""Singular-value threshold of the fitted displacement map in the dimension measurement. Tangent
+directions give ~1; along a degenerate non-tangent direction where L is quartic (x^4) the refinement
+stops ~(gtol)^(1/3) from the critical point, a leftover of ~1-2% of the probe radius 1e-3: the
+threshold 1e-2 would count such a direction as tangent (measured on x^4 + y^2), 0.1 does not."""
 
 
 def _check_positive(name, value):
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be a finite positive number; got {value!r}.")
-
-
-def refine_critical(
-    model: Model,
-    theta0: Params,
-    *,
-    gtol: float = 1e-11,
-    max_iter: int = 200,
-    max_norm: float | None = None,
-    rcond: float = RCOND,
-) -> RefineResult:
-    r"""Refine starting points to critical points of ``model.loss`` by Levenberg–Marquardt / minimum-norm Newton.
-
-    Solves :math:`\nabla L(\theta) = 0`. With :math:`\nabla^2 L(\theta) = Q\Lambda Q^T`, the step is
-
-    .. math:: \delta = -Q\,\mathrm{diag}\!\Big(\frac{\lambda_i}{\lambda_i^2 + \mu}\Big) Q^T \nabla L,
-       \quad \text{components with } |\lambda_i| \le \mathrm{rcond}\max|\lambda| \text{ set to } 0,
-
-    accepted when it decreases :math:`\|\nabla L\|` (then :math:`\mu \leftarrow \mu/3`, starting
-    from the pure Newton step :math:`\mu = 0`), otherwise :math:`\mu` grows tenfold from
-    :math:`10^{-6}\max\lambda^2`. Newton's method is attracted to saddles as well as minima,
-    which is what a critical-point atlas needs. Once :math:`\|\nabla L\| \le` ``gtol`` the
-    iteration continues while a full Newton step still reduces the gradient norm, so converged
-    points sit at round-off. All starts are iterated together (batched ``grad`` and ``hessian``):
-    this is the batched counterpart of :func:`flowgeom.critical.refine.refine` (the same damped
-    step), for multi-start searches.
-
-    Parameters
-    ----------
-    model : Model
-        Needs ``loss``, ``grad`` and ``hessian`` (dense; this is meant for small n).
-    theta0 : ndarray, shape (..., n)
-    gtol : float, default 1e-11
-        :math:`\|\nabla L\|_2` at or below which a point counts as critical (status 0); the
-        iteration then goes on polishing to round-off.
-    max_iter : int, default 200
-    max_norm : float, optional
-        Stop with status -1 when :math:`\|\theta\|` exceeds it. Default, per start,
-        ``20 * (1 + ||theta0||)``: tanh networks have critical points "at infinity" (saturated
-        units) that Newton iterations chase slowly; they are reported as diverged.
-    rcond : float, default ``RCOND`` = 1e-12
-        Relative eigenvalue cutoff of the step.
-
-    Returns
-    -------
-    RefineResult
-    """
-    theta0 = check_params(theta0, model.n_params, "theta0")
-    if np.iscomplexobj(theta0):
-        raise TypeError("`theta0` must be real.")
-    _check_positive("gtol", gtol)
-    _check_positive("rcond", rcond)
-    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be a positive integer; got {max_iter!r}.")
-    batch = theta0.shape[:-1]
-    n = model.n_params
-    th = np.array(theta0.reshape(-1, n), dtype=np.float64)
-    B = th.shape[0]
-    if max_norm is None:
-        max_norm = 20.0 * (1.0 + np.linalg.norm(th, axis=-1))
-    else:
-        _check_positive("max_norm", max_norm)
-        max_norm = np.full(B, float(max_norm))
-    g = model.grad(th)
-    gn = np.linalg.norm(g, axis=-1)
-    mu = np.zeros(B)
-    status = np.full(B, 1, dtype=np.int64)
-    n_iter = np.zeros(B, dtype=np.int64)
-    active = np.isfinite(gn)
-    status[~active] = -1
-    polishing = np.zeros(B, dtype=bool)  # reached gtol: only full Newton steps, stop at first failure
-    for _ in range(max_iter):
-        idx = np.nonzero(active)[0]
-        if idx.size == 0:
-            break
-        Hs = model.hessian(th[idx])
-        if not np.all(np.isfinite(Hs)):
-            bad = ~np.all(np.isfinite(Hs), axis=(-2, -1))
-            status[idx[bad]] = -1
-            active[idx[bad]] = False
-            idx, Hs = idx[~bad], Hs[~bad]
-            if idx.size == 0:
-                break
-        lam, Q = np.linalg.eigh(Hs)
-        lmax = np.max(np.abs(lam), axis=-1)
-        keep = np.abs(lam) > rcond * lmax[:, None]
-        gq = np.einsum("bji,bj->bi", Q, g[idx])
-        m = np.where(polishing[idx], 0.0, mu[idx])
-        denom = lam * lam + m[:, None]
-        coef = np.where(keep, lam / np.where(keep, denom, 1.0), 0.0)
-        step = -np.einsum("bij,bj->bi", Q, coef * gq)
-        trial = th[idx] + step
-        gt = model.grad(trial)
-        gnt = np.linalg.norm(gt, axis=-1)
-        n_iter[idx] += 1
-        ok = np.isfinite(gnt) & (gnt < gn[idx])
-        acc = idx[ok]
-        th[acc], g[acc], gn[acc] = trial[ok], gt[ok], gnt[ok]
-        mu[acc] *= _MU_DOWN
-        rej = idx[~ok]
-        # a rejected step while polishing means round-off is reached: done
-        done_pol = rej[polishing[rej]]
-        status[done_pol] = 0
-        active[done_pol] = False
-        grow = rej[~polishing[rej]]
-        mu[grow] = np.maximum(mu[grow] * _MU_UP, 1e-6 * lmax[~ok][~polishing[rej]] ** 2)
-        # stalled: damping so large that steps are negligible
-        stalled = grow[mu[grow] > 1e16 * np.maximum(lmax[~ok][~polishing[rej]] ** 2, 1e-300)]
-        status[stalled] = 2
-        active[stalled] = False
-        newly = idx[(gn[idx] <= gtol) & ~polishing[idx] & active[idx]]
-        polishing[newly] = True
-        far = idx[active[idx] & (np.linalg.norm(th[idx], axis=-1) > max_norm[idx])]
-        status[far] = -1
-        active[far] = False
-    # iteration budget exhausted while polishing still counts as converged
-    status[active & polishing] = 0
-    status[(status == 2) & (gn <= gtol)] = 0
-    loss = np.asarray(model.loss(th), dtype=np.float64)
-    return RefineResult(
-        theta=th.reshape(batch + (n,)),
-        grad_norm=gn.reshape(batch),
-        loss=loss.reshape(batch),
-        status=status.reshape(batch),
-        n_iter=n_iter.reshape(batch),
-    )
+    check_positive(name, value)
 
 
 # ---------------------------------------------------------------------- starts
@@ -303,7 +138,8 @@ def descent_trajectories(
     return np.stack(ys, axis=1), np.stack(gns, axis=1)
 
 
-def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory: int = 3) -> FloatArray:
+def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory: int = 3,
+                   return_trajectory: bool = False):
     r"""Points where trajectories linger near critical points: local minima in time of :math:`\|\nabla L(\theta(t))\|`.
 
     For each trajectory the interior strict local minima of the recorded gradient norm (the
@@ -316,10 +152,13 @@ def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory:
     ys : ndarray, shape (N, n_save, n)
     grad_norm : ndarray, shape (N, n_save)
     max_per_trajectory : int, default 3
+    return_trajectory : bool, default False
+        Also return the index of the trajectory of each point.
 
     Returns
     -------
     ndarray, shape (k, n)
+        (and, with ``return_trajectory``, an int array (k,) of trajectory indices)
     """
     ys = np.asarray(ys, dtype=np.float64)
     gn = np.asarray(grad_norm, dtype=np.float64)
@@ -328,19 +167,23 @@ def plateau_points(ys: FloatArray, grad_norm: FloatArray, *, max_per_trajectory:
             f"`ys` must have shape (N, n_save, n) and `grad_norm` (N, n_save); got {ys.shape} and {gn.shape}."
         )
     out = []
-    for y, g in zip(ys, gn):
+    which: list[int] = []
+    for j, (y, g) in enumerate(zip(ys, gn)):
         fin = np.isfinite(g) & np.all(np.isfinite(y), axis=-1)
         y, g = y[fin], g[fin]
         if g.size == 0:
             continue
         out.append(y[-1])
+        which.append(j)
         if g.size >= 3 and max_per_trajectory > 1:
             mins = np.nonzero((g[1:-1] < g[:-2]) & (g[1:-1] < g[2:]))[0] + 1
             mins = mins[np.argsort(g[mins])][: max_per_trajectory - 1]
             out.extend(y[mins])
-    if not out:
-        return np.zeros((0, ys.shape[-1]))
-    return np.stack(out)
+            which.extend([j] * mins.size)
+    pts = np.stack(out) if out else np.zeros((0, ys.shape[-1]))
+    if return_trajectory:
+        return pts, np.asarray(which, dtype=np.int64)
+    return pts
 
 
 # ---------------------------------------------------------------------- search
@@ -373,7 +216,9 @@ class CriticalPointInfo:
         ``n_zero == manifold_dim`` (False when not measured).
     kind : str
         ``"local_min"`` (n_- = 0 and Morse–Bott: a local minimum), ``"strict_saddle"`` (n_- > 0),
-        ``"degenerate"`` (n_- = 0, not Morse–Bott: second order does not decide).
+        ``"degenerate"`` (n_- = 0, not Morse–Bott: second order does not decide), or
+        ``"gradient_flat"`` (in :attr:`CriticalSearch.flat_points` only: not critical, the refinement
+        stalled with the gradient in the Hessian's near-kernel).
     count : int
         Number of starts that converged here.
     members : ndarray, shape (k, n)
@@ -381,6 +226,8 @@ class CriticalPointInfo:
         for ``manifold_dim > 0``, every found point with the same critical value, inertia and
         dimension (points of one continuous family, or of families indistinguishable by these
         invariants).
+    residual, flatness : float
+        Of the refinement that reached the representative (:class:`RefineResult`).
     """
 
     theta: FloatArray
@@ -397,6 +244,8 @@ class CriticalPointInfo:
     kind: str
     count: int
     members: FloatArray = field(repr=False)
+    residual: float = float("nan")
+    flatness: float = float("nan")
 
     @property
     def inertia(self) -> tuple[int, int, int]:
@@ -424,12 +273,23 @@ class CriticalSearch:
         Raw refinement results, one per start.
     settings : dict
         Tolerances used (gtol, zero_rtol, dedup_rtol, loss_rtol, eps, max_iter).
+    flat_points : tuple of CriticalPointInfo
+        Distinct gradient-flat points (kind ``"gradient_flat"``; not critical), sorted by loss.
+    units : ndarray of int, shape (n_starts,), optional
+        The search (independent draw) each start belongs to, for coverage: the plateau points of one
+        descent trajectory form one search; -1 marks deterministic starts (the origin). None: each
+        start is its own search.
+    flat_assignment : ndarray of int, shape (n_starts,)
+        Index into ``flat_points`` of each start that ended gradient-flat; -1 elsewhere.
     """
 
     points: tuple[CriticalPointInfo, ...]
     assignment: np.ndarray
     refine: RefineResult
     settings: dict
+    flat_points: tuple = ()
+    flat_assignment: np.ndarray | None = None
+    units: np.ndarray | None = None
 
     @property
     def n_starts(self) -> int:
@@ -475,6 +335,8 @@ def find_critical_points(
     merge_families: bool = True,
     eps: float = 1e-3,
     dim_rtol: float = DIM_RTOL,
+    refined: RefineResult | None = None,
+    flat_dedup_rtol: float = 1e-3,
 ) -> CriticalSearch:
     r"""Refine every start to a critical point and list the distinct ones up to symmetry.
 
@@ -521,6 +383,12 @@ def find_critical_points(
         :func:`flowgeom.critical.refine.local_dimension`.
     dim_rtol : float, default ``DIM_RTOL`` = 0.1
         Its singular-value threshold (tangent directions give ~1).
+    refined : RefineResult, optional
+        The refinement of ``starts`` when already done (e.g. by an earlier search round); default
+        :func:`refine_critical` with ``gtol`` and ``max_iter``.
+    flat_dedup_rtol : float, default 1e-3
+        Relative distance (and ``loss_rtol`` value) tolerance for "same gradient-flat point"
+        (stalled iterates sit less precisely than critical points).
 
     Returns
     -------
@@ -531,12 +399,18 @@ def find_critical_points(
         raise ValueError(f"`starts` must have shape (N, n) = (N, {model.n_params}); got {starts.shape}.")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"`rng` must be a numpy.random.Generator (np.random.default_rng(seed)); got {rng!r}.")
-    res = refine_critical(model, starts, gtol=gtol, max_iter=max_iter)
+    if refined is None:
+        res = refine_critical(model, starts, gtol=gtol, max_iter=max_iter)
+    else:
+        res = refined
+        if res.theta.shape != starts.shape:
+            raise ValueError(f"`refined` must hold one result per start {starts.shape}; got {res.theta.shape}.")
     dist = _distance_fn(model)
     canon = getattr(model, "canonicalize", None)
     reps: list[FloatArray] = []
     rep_loss: list[float] = []
     counts: list[int] = []
+    first_start: list[int] = []
     assignment = np.full(starts.shape[0], -1, dtype=np.int64)
     for i in np.nonzero(res.converged)[0]:
         th, L = res.theta[i], float(res.loss[i])
@@ -549,6 +423,7 @@ def find_critical_points(
             reps.append(canon(th) if callable(canon) else th.copy())
             rep_loss.append(L)
             counts.append(0)
+            first_start.append(int(i))
             found = len(reps) - 1
         counts[found] += 1
         assignment[i] = found
@@ -617,6 +492,8 @@ def find_critical_points(
                 kind=_kind(inert.n_negative, mb),
                 count=int(sum(counts[k] for k in mem)),
                 members=np.stack([reps[k] for k in mem]),
+                residual=float(res.residual[first_start[a]]),
+                flatness=float(res.flatness[first_start[a]]),
             )
         )
     # sort by critical value and remap the assignment (start -> distinct point -> entry -> sorted)
@@ -639,9 +516,52 @@ def find_critical_points(
         "reuse_dimension": reuse_dimension,
         "n_dim_measured": n_measured,
     }
+    flat_points, flat_assignment = _flat_points(model, res, dist, loss_rtol=max(loss_rtol, flat_dedup_rtol),
+                                                dedup_rtol=flat_dedup_rtol, zero_rtol=zero_rtol)
+    settings["flat_dedup_rtol"] = flat_dedup_rtol
     return CriticalSearch(
-        points=tuple(infos[k] for k in order), assignment=assignment, refine=res, settings=settings
+        points=tuple(infos[k] for k in order), assignment=assignment, refine=res, settings=settings,
+        flat_points=flat_points, flat_assignment=flat_assignment,
     )
+
+
+def _flat_points(model, res: RefineResult, dist, *, loss_rtol, dedup_rtol, zero_rtol):
+    """Distinct gradient-flat end points of a refinement (sorted by loss) and each start's index (-1 elsewhere)."""
+    n_starts = res.status.shape[0]
+    reps: list[int] = []
+    counts: list[int] = []
+    assign = np.full(n_starts, -1, dtype=np.int64)
+    for i in np.flatnonzero(res.gradient_flat):
+        th, L = res.theta[i], float(res.loss[i])
+        found = -1
+        for k, r in enumerate(reps):
+            Lr = float(res.loss[r])
+            if abs(L - Lr) <= loss_rtol * (1 + abs(Lr)) and dist(res.theta[r], th) <= dedup_rtol * (
+                    1 + np.linalg.norm(res.theta[r])):
+                found = k
+                break
+        if found < 0:
+            reps.append(int(i))
+            counts.append(0)
+            found = len(reps) - 1
+        counts[found] += 1
+        assign[i] = found
+    infos = []
+    for r, c in zip(reps, counts):
+        th = res.theta[r]
+        inert = hessian_inertia(model, th, method="dense", hessian=model.hessian(th), zero_rtol=zero_rtol)
+        infos.append(CriticalPointInfo(
+            theta=th.copy(), loss=float(res.loss[r]), grad_norm=float(res.grad_norm[r]),
+            n_negative=inert.n_negative, n_zero=inert.n_zero, n_positive=inert.n_positive, zero_tol=inert.zero_tol,
+            eigenvalues=inert.eigenvalues, spectral_gap=_spectral_gap(inert), manifold_dim=-1, morse_bott=False,
+            kind="gradient_flat", count=int(c), members=th[None].copy(), residual=float(res.residual[r]),
+            flatness=float(res.flatness[r])))
+    order = np.argsort([p.loss for p in infos], kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    ok = assign >= 0
+    assign[ok] = rank[assign[ok]]
+    return tuple(infos[k] for k in order), assign
 
 
 def search_critical_points(

@@ -15,6 +15,13 @@ unclassified (-3) until :meth:`~SearchedAtlas.grow` adds it; a deep linear strat
 ``non_strict_saddle`` needs the closed form and is never assigned here (such points are
 ``degenerate``).
 
+Coverage: the search runs in batches of independent *searches* (a random start, or a descent run
+with its plateau points) and stops when the Good–Turing estimate :math:`Q_1/T` of the probability that
+one more search finds a new class (:math:`Q_1` classes found by exactly one of the :math:`T` searches;
+Good 1953, Chao et al. 2014) is at most ``coverage_target`` or the budget is spent
+(:func:`search_for_atlas`, :meth:`SearchedAtlas.coverage`). It estimates the mass the sampling
+distribution puts on unseen classes, not their number: a class no start can reach is invisible to it.
+
 ``locate`` for limits matches the loss to a class's critical value
 (:math:`|L - L_k| \le 10^{-6}(1 + |L_k|)`) and, among several, takes the class with a member nearest
 up to symmetry (``model.orbit_distance`` where the model has it). For plateau points it first refines
@@ -24,19 +31,36 @@ the point to a critical point :math:`\theta^\ast` and accepts it only if
 
 from __future__ import annotations
 
-from typing import Any, Sequence
-
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
 from flowgeom._types import FloatArray, Params
 from flowgeom.critical.atlas import UNCLASSIFIED, CriticalSet, set_kind
-from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, is_morse_bott, stable_codimension
-from flowgeom.critical.search import CriticalSearch, descent_trajectories, find_critical_points, plateau_points, refine_critical
+from flowgeom.critical.linearization import (
+    GAP_MIN,
+    ZERO_RTOL,
+    hessian_inertia,
+    is_morse_bott,
+    stable_codimension,
+)
+from flowgeom.critical.refinement import RefineResult, point_quality
+from flowgeom.critical.search import (
+    CriticalSearch,
+    descent_trajectories,
+    find_critical_points,
+    plateau_points,
+    refine_critical,
+)
 from flowgeom.models.base import Model
 
-__all__ = ["SearchedAtlas", "search_for_atlas"]
+__all__ = ["COVERAGE_TARGET", "Coverage", "SearchedAtlas", "good_turing_p_new", "search_coverage", "search_for_atlas"]
+
+COVERAGE_TARGET = 0.05
+"""Default target of the Good–Turing probability that one more search finds a new class."""
 
 VALUE_RTOL = 1e-6
 """A loss matches a class when :math:`|L - L_k| \\le` ``VALUE_RTOL`` :math:`(1 + |L_k|)`."""
@@ -91,6 +115,27 @@ def data_attrs(model) -> dict:
     return out
 
 
+def _draw_starts(model, rng, n_starts, init_scale, small_scale, n_steps):
+    """One batch of ``n_starts`` searches: (starts (k, n), unit (k,) in 0..n_starts-1)."""
+    n = model.n_params
+    n_rand, n_traj = n_starts // 2, n_starts // 4
+    n_small = n_starts - n_rand - n_traj
+    parts = [init_scale * rng.standard_normal((n_rand, n))]
+    units = [np.arange(n_rand)]
+    offset = n_rand
+    for k, sc in ((n_traj, init_scale), (n_small, small_scale)):
+        ys, gn = descent_trajectories(model, sc * rng.standard_normal((k, n)), n_steps=n_steps)
+        pts, which = plateau_points(ys, gn, return_trajectory=True)
+        parts.append(pts)
+        units.append(offset + which)
+        offset += k
+    return np.concatenate(parts, axis=0), np.concatenate(units)
+
+
+def _concat(results: list[RefineResult]) -> RefineResult:
+    return RefineResult(*(np.concatenate([getattr(r, f.name) for r in results]) for f in fields(RefineResult)))
+
+
 def search_for_atlas(
     model: Model,
     *,
@@ -100,55 +145,203 @@ def search_for_atlas(
     small_scale: float = 1e-3,
     n_steps: int = 3000,
     include_origin: bool = True,
+    coverage_target: float = COVERAGE_TARGET,
+    max_starts: int | None = None,
     **find_options,
 ) -> CriticalSearch:
-    r"""Multi-start search: random starts, plateau points of descent from two scales, and the origin.
+    r"""Multi-start search in batches, raised until the Good–Turing estimate of missing classes is below target.
 
-    The starts are ``n_starts // 2`` i.i.d. :math:`N(0, \text{init\_scale}^2)` points; the plateau
-    points (:func:`~flowgeom.critical.search.plateau_points`) of ``n_starts // 4`` gradient-descent runs
-    from that distribution (the limits the basins will see) and of the rest from
-    :math:`N(0, \text{small\_scale}^2)` (the saddles a small initialization visits); and the origin,
-    a critical point of every bias-free network with :math:`\sigma(0) = 0`.
+    A batch is ``n_starts`` *searches* (independent draws): ``n_starts // 2`` i.i.d.
+    :math:`N(0, \text{init\_scale}^2)` starts; the plateau points
+    (:func:`~flowgeom.critical.search.plateau_points`) of ``n_starts // 4`` gradient-descent runs from
+    that distribution (the limits the basins will see) and of the rest from
+    :math:`N(0, \text{small\_scale}^2)` (the saddles a small initialization visits), the points of one
+    run forming one search. The origin, a critical point of every bias-free network with
+    :math:`\sigma(0) = 0`, is added once as a deterministic start (no search). After each batch the
+    probability that the next search finds a new class is estimated by Good–Turing
+    (:func:`good_turing_p_new`); batches are added while it exceeds ``coverage_target`` and
+    ``max_starts`` searches are not exceeded.
 
     Parameters
     ----------
     model : Model
     n_starts : int, default 40
-        Number of random draws (>= 4).
+        Searches per batch (>= 4).
     seed : int, default 0
-        Root of all randomness.
+        Root of all randomness (batch r > 0 draws from ``default_rng([seed, r])``).
     init_scale, small_scale : float, default 1.0, 1e-3
     n_steps : int, default 3000
         Gradient-descent steps of each descent run.
     include_origin : bool, default True
         Add the origin as a start where it is critical.
+    coverage_target : float, default ``COVERAGE_TARGET`` = 0.05
+        Stop raising the budget once the estimated probability of a new class is at or below it.
+    max_starts : int, optional
+        Budget in searches; default ``4 * n_starts`` (``n_starts``: one batch, no raising).
     **find_options
         Passed to :func:`~flowgeom.critical.search.find_critical_points`.
 
     Returns
     -------
     CriticalSearch
+        With ``units`` (the search of each start) and ``settings["rounds"]``, ``["coverage_target"]``,
+        ``["max_starts"]``.
     """
-    from flowgeom._validate import check_int, check_positive, check_seed
+    from flowgeom._validate import (
+        check_int,
+        check_positive,
+        check_probability,
+        check_seed,
+    )
 
     n_starts = check_int("n_starts", n_starts, minimum=4)
     seed = check_seed(seed)
     check_positive("init_scale", init_scale)
     check_positive("small_scale", small_scale)
+    coverage_target = check_probability("coverage_target", coverage_target)
+    max_starts = 4 * n_starts if max_starts is None else check_int("max_starts", max_starts, minimum=n_starts)
     rng = np.random.default_rng(seed)
     n = model.n_params
-    n_rand, n_traj = n_starts // 2, n_starts // 4
-    n_small = n_starts - n_rand - n_traj
-    parts = [init_scale * rng.standard_normal((n_rand, n))]
-    for k, sc in ((n_traj, init_scale), (n_small, small_scale)):
-        ys, gn = descent_trajectories(model, sc * rng.standard_normal((k, n)), n_steps=n_steps)
-        parts.append(plateau_points(ys, gn))
+    starts, units = _draw_starts(model, rng, n_starts, init_scale, small_scale, n_steps)
     if include_origin:
         zero = np.zeros((1, n))
         g0 = model.grad(zero)
         if np.all(np.isfinite(g0)) and float(np.linalg.norm(g0)) == 0.0:
-            parts.append(zero)
-    return find_critical_points(model, np.concatenate(parts, axis=0), rng=rng, **find_options)
+            starts, units = np.concatenate([starts, zero]), np.concatenate([units, [-1]])
+    refine_kw = {k: find_options[k] for k in ("gtol", "max_iter") if k in find_options}
+    refined = refine_critical(model, starts, **refine_kw)
+    search = find_critical_points(model, starts, rng=rng, refined=refined, **find_options)
+    rounds, n_searches = 1, n_starts
+    while n_searches + n_starts <= max_starts:
+        cov = search_coverage(replace(search, units=units))
+        if cov.p_new <= coverage_target:
+            break
+        r_rng = np.random.default_rng([seed, rounds])
+        more, more_units = _draw_starts(model, r_rng, n_starts, init_scale, small_scale, n_steps)
+        refined = _concat([refined, refine_critical(model, more, **refine_kw)])
+        starts, units = np.concatenate([starts, more]), np.concatenate([units, n_searches + more_units])
+        search = find_critical_points(model, starts, rng=np.random.default_rng([seed, rounds, 1]), refined=refined,
+                                      **find_options)
+        rounds += 1
+        n_searches += n_starts
+    settings = dict(search.settings, rounds=rounds, coverage_target=coverage_target, max_starts=max_starts,
+                    batch=n_starts)
+    return replace(search, units=units, settings=settings)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    r"""How complete a search is: the accumulation curve and the Good–Turing estimate of what it missed.
+
+    Attributes
+    ----------
+    searches : int
+        Searches run (independent draws; a descent run's plateau points are one search).
+    classes : int
+        Distinct critical classes the searches found.
+    singletons : int
+        Classes found by exactly one search (:math:`Q_1`).
+    p_new : float
+        :math:`\hat p_{\rm new} = Q_1 / T`, T = ``searches``: the Good–Turing estimate of the probability
+        that the next search finds a class not seen yet (:func:`good_turing_p_new`).
+    target : float
+        The target of the budget rule (NaN when none was set).
+    curve_searches, curve_classes : ndarray of int
+        The accumulation curve: distinct classes found by the first ``curve_searches[j]`` searches,
+        in search order.
+    rounds : int
+        Batches of searches run.
+    """
+
+    searches: int
+    classes: int
+    singletons: int
+    p_new: float
+    target: float
+    curve_searches: np.ndarray = field(repr=False)
+    curve_classes: np.ndarray = field(repr=False)
+    rounds: int = 1
+
+    @property
+    def reached(self) -> bool:
+        """``p_new <= target``."""
+        return bool(self.p_new <= self.target)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (f"coverage: {self.classes} classes from {self.searches} searches ({self.rounds} batches), "
+                f"{self.singletons} found once; Good-Turing P(next search finds a new class) = {self.p_new:.3f} "
+                f"(target {self.target:g}: {'reached' if self.reached else 'NOT reached'})")
+
+
+def good_turing_p_new(incidence: Sequence[int], n_searches: int) -> float:
+    r"""Good–Turing estimate of the probability that the next search finds a new class.
+
+    With :math:`T` searches and :math:`Q_1` the number of classes found by exactly one of them,
+
+    .. math:: \hat p_{\rm new} = Q_1 / T.
+
+    For i.i.d. searches that each find one class this is Good's (1953) estimate of the missing mass
+    (the total probability of the classes not seen), unbiased up to :math:`O(1/T)`:
+    :math:`E[Q_1/T] = \sum_k p_k (1 - p_k)^{T-1} \ge E[\sum_{k \text{ unseen}} p_k] = \sum_k p_k(1-p_k)^T`.
+    Where a search can find several classes (a descent run's plateaus) it is the incidence-data
+    form of Chao et al. (2014).
+
+    Parameters
+    ----------
+    incidence : sequence of int
+        For each class found, the number of searches that found it (>= 1).
+    n_searches : int
+        T (> 0).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1.0 when ``n_searches`` is 0.
+
+    References
+    ----------
+    I. J. Good, "The population frequencies of species and the estimation of population parameters",
+    Biometrika 40 (1953) 237–264. A. Chao, N. J. Gotelli et al., "Rarefaction and extrapolation with Hill
+    numbers", Ecological Monographs 84 (2014) 45–67.
+    """
+    inc = np.asarray(incidence, dtype=np.int64)
+    if n_searches <= 0:
+        return 1.0
+    return float(min(1.0, np.sum(inc == 1) / n_searches))
+
+
+def search_coverage(search: CriticalSearch, *, target: float = float("nan")) -> Coverage:
+    """The :class:`Coverage` of a finished search (classes = its ``points``; gradient-flat points excluded)."""
+    units = search.units if search.units is not None else np.arange(search.n_starts)
+    units = np.asarray(units, dtype=np.int64)
+    rand = units >= 0
+    uniq = np.unique(units[rand])
+    first_seen: dict[int, int] = {}
+    found_by: dict[int, set] = {}
+    for pos, u in enumerate(uniq):
+        cls = {int(c) for c in search.assignment[rand & (units == u)] if c >= 0}
+        for c in cls:
+            first_seen.setdefault(c, pos)
+            found_by.setdefault(c, set()).add(int(u))
+    T = int(uniq.size)
+    curve_s = np.arange(1, T + 1, dtype=np.int64)
+    new_at = np.bincount(np.asarray(list(first_seen.values()), dtype=np.int64), minlength=T)[:T] if T else np.zeros(0)
+    curve_c = np.cumsum(new_at).astype(np.int64)
+    inc = [len(v) for v in found_by.values()]
+    return Coverage(searches=T, classes=len(found_by), singletons=int(sum(1 for v in inc if v == 1)),
+                    p_new=good_turing_p_new(inc, T), target=float(search.settings.get("coverage_target", target)),
+                    curve_searches=curve_s, curve_classes=curve_c, rounds=int(search.settings.get("rounds", 1)))
+
+
+def _incidence(search: CriticalSearch) -> dict[int, int]:
+    """Number of searches (units) that found each point index of ``search``."""
+    units = search.units if search.units is not None else np.arange(search.n_starts)
+    out: dict[int, set] = {}
+    for a, u in zip(search.assignment, units):
+        if a >= 0 and u >= 0:
+            out.setdefault(int(a), set()).add(int(u))
+    return {k: len(v) for k, v in out.items()}
 
 
 class SearchedAtlas:
@@ -167,7 +360,20 @@ class SearchedAtlas:
         Members per class whose linearization is measured.
     value_rtol : float, default ``VALUE_RTOL``
     **search_options
-        Keywords of :func:`search_for_atlas`.
+        Keywords of :func:`search_for_atlas`, e.g. ``n_starts`` (searches per batch, default 40),
+        ``coverage_target`` (default ``COVERAGE_TARGET`` = 0.05) and ``max_starts`` (default
+        ``4 * n_starts``; ``n_starts`` runs one batch).
+
+    Notes
+    -----
+    :meth:`coverage` says how complete the search is (:class:`Coverage`); :meth:`attrs` carries it as
+    ``coverage_*`` attributes and every set's ``info`` its ``count`` (starts that reached it),
+    ``n_searches`` (searches that found it), ``singleton`` (found by one search), ``source``
+    (``search``, ``grown`` or ``gradient_flat``) and the largest ``refine_residual`` and
+    ``grad_flatness`` of its measured points; every measured point its ``grad_norm``,
+    ``refine_residual`` and ``grad_flatness`` (:func:`~flowgeom.critical.refinement.point_quality`).
+    Gradient-flat points of the search are sets of kind ``gradient_flat`` labelled ``f<k>``: listed,
+    never located, never a saddle.
     """
 
     def __init__(
@@ -192,7 +398,9 @@ class SearchedAtlas:
             raise TypeError(f"`search` must be a CriticalSearch; got {type(search).__name__}.")
         if not search.points:
             raise ValueError("the search found no critical point (every refinement failed); raise `n_starts`.")
-        self.search_settings = dict(search.settings, n_starts=search.n_starts, n_converged=search.n_converged)
+        self.search_settings = dict(search.settings, n_starts=search.n_starts, n_converged=search.n_converged,
+                                    n_gradient_flat=int(np.sum(search.refine.gradient_flat)))
+        self._coverage = search_coverage(search)
         self.zero_rtol, self.gap_min = float(zero_rtol), float(gap_min)
         self.max_points = int(max_points)
         self.value_rtol = float(value_rtol)
@@ -200,8 +408,15 @@ class SearchedAtlas:
         self._certify_at = CERTIFY_RTOL * (1.0 + yy)
         self._members: dict[int, np.ndarray] = {}
         self._sets: dict[int, CriticalSet] = {}
-        for key, p in enumerate(sorted(search.points, key=lambda p: -p.loss)):
-            self._add(key, f"c{key}", np.asarray(p.members), int(p.manifold_dim), int(p.count), int(p.n_members))
+        inc = _incidence(search)
+        order = sorted(range(len(search.points)), key=lambda i: -search.points[i].loss)
+        for key, i in enumerate(order):
+            p = search.points[i]
+            self._add(key, f"c{key}", np.asarray(p.members), int(p.manifold_dim), int(p.count), int(p.n_members),
+                      n_searches=inc.get(i, 0))
+        for j, p in enumerate(search.flat_points):
+            key = len(order) + j
+            self._add(key, f"f{key}", np.asarray(p.members), -1, int(p.count), 1, flat=True)
         self._relabel_kinds()
 
     # ------------------------------------------------------------------ the contract
@@ -256,10 +471,14 @@ class SearchedAtlas:
             if k < 0:
                 k = max(self._sets) + 1
                 dim = -1
-                self._add(k, f"c{k}", th[None], dim, 1, 1)
+                self._add(k, f"c{k}", th[None], dim, 1, 1, source="grown")
                 self._relabel_kinds()
             keys[i] = k
         return keys
+
+    def coverage(self) -> Coverage:
+        """The :class:`Coverage` of the search this atlas was built from (classes grown later not counted)."""
+        return self._coverage
 
     def measure(self, keys: Sequence[int] | None = None, *, progress: bool = False) -> list[CriticalSet]:
         """The classes are measured when found; returns them."""
@@ -283,12 +502,30 @@ class SearchedAtlas:
         })
         for k, v in self.search_settings.items():
             a[f"search_{k}"] = v if isinstance(v, (int, float, str)) else str(v)
+        cov = self._coverage
+        a.update({
+            "coverage_p_new": float(cov.p_new),
+            "coverage_target": float(cov.target),
+            "coverage_searches": int(cov.searches),
+            "coverage_classes": int(cov.classes),
+            "coverage_singletons": int(cov.singletons),
+            "coverage_rounds": int(cov.rounds),
+            "coverage_reached": int(cov.reached),
+            "coverage_curve_searches": [int(v) for v in cov.curve_searches],
+            "coverage_curve_classes": [int(v) for v in cov.curve_classes],
+            "coverage_rule": ("Good-Turing: P(next search finds a new class) = singletons / searches; a search is one "
+                              "random start or one descent run (its plateau points); the budget is raised in batches "
+                              "until the estimate is <= coverage_target or search_max_starts is spent"),
+            "gradient_flat_rule": ("f<k>: refinements that stalled with ||P_0 grad|| / ||grad|| >= FLAT_SHARE "
+                                   "(P_0: Hessian eigenvalues <= FLAT_RTOL max|lambda|; Frye et al. 2021): "
+                                   "not critical points, never located"),
+        })
         return a
 
     # ------------------------------------------------------------------ internals
     def _match(self, theta, loss) -> np.ndarray:
         dist = _dist_fn(self._model)
-        keys = list(self._sets)
+        keys = [k for k, cs in self._sets.items() if cs.kind != "gradient_flat"]
         vals = np.array([self._sets[k].critical_value for k in keys])
         out = np.full(loss.shape[0], UNCLASSIFIED, dtype=np.int64)
         for i in range(loss.shape[0]):
@@ -302,13 +539,14 @@ class SearchedAtlas:
                 out[i] = keys[cand[int(np.argmin(d))]]
         return out
 
-    def _add(self, key, label, members, manifold_dim, count, n_members):
+    def _add(self, key, label, members, manifold_dim, count, n_members, *, n_searches=0, flat=False,
+             source="search"):
         model = self._model
         mem = members[: max(1, self.max_points)]
         cols: dict[str, list] = {k: [] for k in (
             "grad_norm", "loss", "n_negative", "n_zero", "n_positive", "decided", "manifold_dim", "morse_bott",
             "stable_codim", "stable_codim_lower", "spectral_gap", "reason")}
-        if manifold_dim < 0 and mem.shape[0]:
+        if manifold_dim < 0 and mem.shape[0] and not flat:
             from flowgeom.critical.refinement import local_dimension
 
             manifold_dim = local_dimension(model, mem[0], rng=np.random.default_rng([self.seed, key]),
@@ -330,23 +568,28 @@ class SearchedAtlas:
             cols["reason"].append(reason)
         points = {k: np.asarray(v) for k, v in cols.items()}
         points["theta"] = np.asarray(mem, dtype=np.float64)
+        points["grad_norm"], points["refine_residual"], points["grad_flatness"] = point_quality(model, mem)
         value = float(np.median(points["loss"]))
         self._members[key] = np.asarray(members)
-        info = {"count": int(count), "n_members": int(n_members), "certified": False}
+        info = {"count": int(count), "n_members": int(n_members), "certified": False, "n_searches": int(n_searches),
+                "singleton": bool(n_searches == 1), "source": "gradient_flat" if flat else source,
+                "refine_residual": float(np.max(points["refine_residual"])),
+                "grad_flatness": float(np.max(points["grad_flatness"]))}
         self._sets[key] = CriticalSet(key=key, label=label, critical_value=value,
-                                      rank=_product_rank(model, mem[0]), kind="undecided", measured=True,
-                                      points=points, info=info)
+                                      rank=_product_rank(model, mem[0]), kind="gradient_flat" if flat else "undecided",
+                                      measured=True, points=points, info=info)
 
     def _relabel_kinds(self):
         """Apply the kind rule to every class (the global minimum depends on all of them)."""
         local = {}
-        for k, cs in self._sets.items():
+        crit = {k: cs for k, cs in self._sets.items() if cs.kind != "gradient_flat"}
+        for k, cs in crit.items():
             P = cs.points
             local[k] = set_kind(P["n_negative"], P["morse_bott"], P["decided"])
         mins = [k for k, kd in local.items() if kd == "local_min"]
         lowest_min = min((self._sets[k].critical_value for k in mins), default=None)
-        lowest_all = min(cs.critical_value for cs in self._sets.values())
-        for k, cs in list(self._sets.items()):
+        lowest_all = min(cs.critical_value for cs in crit.values())
+        for k, cs in list(crit.items()):
             kind = local[k]
             is_global = kind == "local_min" and cs.critical_value == lowest_min and lowest_min <= lowest_all
             certified = bool(is_global and cs.critical_value <= self._certify_at)

@@ -1,4 +1,4 @@
-"""Tests for flowgeom.nonlinear_critical: Newton-type refinement, symmetry deduplication, inertia, dimension.
+"""Tests for flowgeom.critical.search and .refinement: Newton-type refinement, symmetry deduplication, inertia, dimension.
 
 Independent references:
 - complex-step gradient of the loss (Im L(theta + i h e_k)/h, h = 1e-30) to verify found points;
@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 
 from flowgeom import DeepLinearNetwork, Problem
-from flowgeom.critical.refinement import local_dimension
 from flowgeom.critical.linearization import hessian_inertia
-from flowgeom.models.mlp import MLP
-from flowgeom.models.teacher import teacher_student
+from flowgeom.critical.refinement import RefineStatus, local_dimension
 from flowgeom.critical.search import (
     DIM_RTOL,
     duplicate_unit,
@@ -27,6 +25,8 @@ from flowgeom.critical.search import (
     refine_critical,
     search_critical_points,
 )
+from flowgeom.models.mlp import MLP
+from flowgeom.models.teacher import teacher_student
 
 H_CS = 1e-30
 
@@ -224,9 +224,10 @@ def test_refine_quadratic_convergence_and_statuses():
     assert np.all(r.grad_norm < 1e-14) and np.all(r.n_iter < 15)
     # a start pushed outside max_norm is reported as diverged, not raised
     far = refine_critical(m, np.array([[50.0, 0.0]]), max_norm=10.0)
-    assert far.status[0] == -1
+    assert far.status[0] == RefineStatus.DIVERGED
+    assert "max_norm" in RefineStatus(int(far.status[0])).message
     few = refine_critical(m, np.array([[50.0, 0.0]]), max_iter=2)
-    assert few.status[0] == 1
+    assert few.status[0] == RefineStatus.MAX_ITER
     res = find_critical_points(m, starts, rng=np.random.default_rng(0))
     assert [(p.inertia, p.kind) for p in res.points] == [
         ((0, 0, 2), "local_min"),
