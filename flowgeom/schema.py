@@ -128,12 +128,21 @@ _STRATA: dict[str, VariableSpec] = {
     "certified": _v(_S, "certified global minimum", "true when the set is a global minimum at loss 0 (round-off)"),
     "representative": _v(("stratum", "param"), "representative point", "parameter vector theta of one point "
                          "of the set"),
-    # coming (issue 15 / 11)
-    "measured": _v(_S, "measured", "true when the stratum was sampled and measured (false: enumerated only)"),
+    "measured": _v(_S, "measured", "true when the set was sampled and linearized (false: listed only)"),
+    "key": _v(_S, "atlas key", "identifier of the set in its atlas (deep linear: the bit mask of the learned modes)"),
+    "learned": _v(_S, "learned modes", "the learned set S of the stratum, as a label"),
+    "n_searches": _v(_S, "searches that found the set", "number of independent searches (a random start or a "
+                     "descent run) that reached the set"),
+    "singleton": _v(_S, "found by one search", "true when exactly one search found the set (the Good-Turing Q1)"),
+    "source": _v(_S, "source", "search, grown (added from a trajectory) or gradient_flat (not a critical set)"),
     "data_critical_value": _v(_S, "critical value on the data", "loss on the data (not the canonical problem)",
                               _ONE),
-    "grad_flatness": _v(_S, "gradient flatness", "how flat ||grad L|| is across the set (relative)", _ONE),
-    "refine_residual": _v(_S, "refinement residual", "||grad L|| after refinement to grad L = 0", _ONE),
+    "grad_flatness": _v(_S, "gradient flatness", "largest over the set's points of ||P_0 grad L|| / ||grad L||, "
+                        "P_0 the projector on the Hessian's near-kernel (Frye et al. 2021)", _ONE),
+    "refine_residual": _v(_S, "refinement residual", "largest over the set's points of ||grad L|| / (max(1, ||H||) "
+                          "max(1, ||theta||)) after refinement", _ONE),
+    "strictness_disagreements": _v(_S, "strictness disagreements", "sampled points where the closed-form "
+                                   "strict/non-strict criterion disagrees with the measured inertia"),
     "coverage_searches": _v(("coverage",), "searches run", "cumulative number of critical-point searches"),
     "coverage_classes": _v(("coverage",), "classes found", "number of distinct critical sets found so far"),
     "p_new_class": _v(("coverage",), "probability of a new class", "Good-Turing estimate of the probability "
@@ -163,6 +172,15 @@ _STRATA: dict[str, VariableSpec] = {
     "point_reason": _v(_P, "reason", "why the point's stable codimension is (un)decided"),
     "point_is_critical": _v(_P, "is critical", "true when ||grad L|| is at round-off of the product"),
     "point_theta": _v(("point", "param"), "parameters", "parameter vector theta of the point"),
+    "point_spectral_gap": _v(_P, "spectral gap", "ratio of the smallest nonzero to the largest zero |eigenvalue|",
+                             _ONE),
+    "point_refine_residual": _v(_P, "refinement residual", "||grad L|| / (max(1, ||H||) max(1, ||theta||)) at the "
+                                "point", _ONE),
+    "point_grad_flatness": _v(_P, "gradient flatness", "||P_0 grad L|| / ||grad L||, P_0 the Hessian near-kernel "
+                              "projector (Frye et al. 2021)", _ONE),
+    "point_strictness": _v(_P, "closed-form strictness", "strict / non_strict / minimum predicted from the ranks of "
+                           "partial products (flowgeom.linear.strictness)"),
+    "point_strictness_agrees": _v(_P, "strictness agrees", "true when the prediction matches the measured inertia"),
 }
 
 _SAMPLE = ("sample",)
@@ -331,6 +349,20 @@ GLOBAL_ATTR_DESCRIPTIONS: dict[str, str] = {
     "ci_method": "confidence-interval method",
     "confidence_level": "confidence level of the intervals",
     "quick": "true when the audit ran at reduced size",
+    "atlas": "which atlas located the limits: closed_form (deep linear) or searched (any model)",
+    "loss_offset": "constant of the data loss above the critical values (the part no network can fit)",
+    "coverage_p_new": "Good-Turing estimate of the probability that one more search finds a new critical class",
+    "coverage_target": "target of coverage_p_new at which the search stopped raising its budget",
+    "coverage_searches": "number of searches run",
+    "coverage_classes": "number of distinct critical classes found",
+    "coverage_singletons": "classes found by exactly one search",
+    "coverage_rounds": "rounds of searches run",
+    "coverage_reached": "true when coverage_p_new reached the target",
+    "coverage_curve_searches": "accumulation curve: searches run",
+    "coverage_curve_classes": "accumulation curve: distinct classes found after that many searches",
+    "coverage_rule": "how coverage is estimated",
+    "gradient_flat_rule": "how gradient-flat points are told from critical points",
+    "elapsed_s": "seconds spent on this stage",
 }
 """Meaning of the common provenance attributes (used by :func:`flowgeom.io.describe`)."""
 

@@ -3,7 +3,7 @@ r"""Critical points of any model: refinement, linearization (inertia), multi-sta
 Submodules
 ----------
 refinement
-    :func:`refine` (Levenberg–Marquardt / minimum-norm Newton on the gradient) and
+    :func:`refine_critical` (batched; :func:`refine` wraps one point; Levenberg–Marquardt / minimum-norm Newton on the gradient) and
     :func:`local_dimension` (dimension of the critical set from a cloud of refined points).
 linearization
     :func:`hessian_inertia`, :func:`linearize`: inertia, Morse–Bott test, stable codimension.
@@ -21,12 +21,29 @@ dataset
 from flowgeom.critical.atlas import KINDS, UNCLASSIFIED, Atlas, CriticalSet, Limit, set_kind
 from flowgeom.critical.dataset import strata_dataset
 from flowgeom.critical.linearization import Inertia, Linearization, hessian_inertia, is_morse_bott, linearize
-from flowgeom.critical.refinement import LocalDimension, RefineResult, local_dimension, refine
-from flowgeom.critical.search import find_critical_points, refine_critical, search_critical_points
-from flowgeom.critical.searched import SearchedAtlas, search_for_atlas
+from flowgeom.critical.refinement import (
+    LocalDimension,
+    PointRefinement,
+    RefineResult,
+    RefineStatus,
+    local_dimension,
+    point_quality,
+    refine,
+    refine_critical,
+)
+from flowgeom.critical.search import find_critical_points, search_critical_points
+from flowgeom.critical.searched import (
+    COVERAGE_TARGET,
+    Coverage,
+    SearchedAtlas,
+    good_turing_p_new,
+    search_coverage,
+    search_for_atlas,
+)
 
 __all__ = [
-    "Atlas", "CriticalSet", "KINDS", "Limit", "SearchedAtlas", "UNCLASSIFIED", "is_morse_bott", "search_for_atlas",
+    "COVERAGE_TARGET", "Coverage", "PointRefinement", "RefineStatus", "good_turing_p_new", "point_quality",
+    "search_coverage", "Atlas", "CriticalSet", "KINDS", "Limit", "SearchedAtlas", "UNCLASSIFIED", "is_morse_bott", "search_for_atlas",
     "set_kind", "strata_dataset",
     "Inertia", "Linearization", "LocalDimension", "RefineResult", "find_critical_points", "hessian_inertia",
     "linearize", "local_dimension", "refine", "refine_critical", "search_critical_points",
