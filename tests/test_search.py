@@ -16,15 +16,11 @@ import pytest
 
 from flowgeom import DeepLinearNetwork, Problem
 from flowgeom.critical.linearization import hessian_inertia
-from flowgeom.critical.refinement import RefineStatus, local_dimension
-from flowgeom.critical.search import (
-    DIM_RTOL,
-    duplicate_unit,
-    find_critical_points,
-    plateau_points,
-    refine_critical,
-    search_critical_points,
-)
+from flowgeom.critical.dimension import local_dimension
+from flowgeom.critical.refinement import RefineStatus
+from flowgeom.critical.refinement import refine_critical
+from flowgeom.critical.search import DIM_RTOL, duplicate_unit, find_critical_points, search_critical_points
+from flowgeom.critical.starts import plateau_points
 from flowgeom.models.mlp import MLP
 from flowgeom.models.teacher import teacher_student
 

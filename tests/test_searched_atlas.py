@@ -23,7 +23,7 @@ from flowgeom.critical import (
 )
 from flowgeom.critical.refinement import RefineStatus, point_quality
 from flowgeom.critical.search import CriticalSearch
-from flowgeom.critical.searched import good_turing_p_new, search_coverage
+from flowgeom.critical.coverage import good_turing_p_new, search_coverage
 from flowgeom.linear import ClosedFormAtlas
 from flowgeom.models import diagonal_theory as dt
 from flowgeom.models.diagonal import DiagonalLinearNetwork

@@ -40,7 +40,8 @@ def _survey(ctx: _Context, widths, s) -> list[_Found]:
     its end-to-end product. Cached per problem.
     """
     from flowgeom.critical.linearization import linearize
-    from flowgeom.critical.refinement import local_dimension, refine
+    from flowgeom.critical.dimension import local_dimension
+    from flowgeom.critical.refinement import refine
 
     key = (tuple(widths), tuple(s))
     if key in ctx.cache:

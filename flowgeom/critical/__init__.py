@@ -2,6 +2,8 @@ r"""Critical points of any model: refinement, linearization (inertia), multi-sta
 
 Submodules
 ----------
+dimension
+    :func:`local_dimension`: the dimension of the critical set from a cloud of refined points.
 refinement
     :func:`refine_critical` (batched; :func:`refine` wraps one point; Levenberg–Marquardt / minimum-norm Newton on the gradient) and
     :func:`local_dimension` (dimension of the critical set from a cloud of refined points).
@@ -12,6 +14,8 @@ search
     symmetry deduplication.
 atlas
     The seam: the :class:`Atlas` contract, :class:`CriticalSet`, the one ``kind`` rule.
+coverage
+    :class:`Coverage`, :func:`good_turing_p_new`: how complete a search is.
 searched
     :class:`SearchedAtlas`: the atlas of any model from a search.
 dataset
@@ -21,25 +25,18 @@ dataset
 from flowgeom.critical.atlas import KINDS, UNCLASSIFIED, Atlas, CriticalSet, Limit, set_kind
 from flowgeom.critical.dataset import strata_dataset
 from flowgeom.critical.linearization import Inertia, Linearization, hessian_inertia, is_morse_bott, linearize
+from flowgeom.critical.dimension import LocalDimension, local_dimension
 from flowgeom.critical.refinement import (
-    LocalDimension,
     PointRefinement,
     RefineResult,
     RefineStatus,
-    local_dimension,
     point_quality,
     refine,
     refine_critical,
 )
 from flowgeom.critical.search import find_critical_points, search_critical_points
-from flowgeom.critical.searched import (
-    COVERAGE_TARGET,
-    Coverage,
-    SearchedAtlas,
-    good_turing_p_new,
-    search_coverage,
-    search_for_atlas,
-)
+from flowgeom.critical.coverage import COVERAGE_TARGET, Coverage, good_turing_p_new, search_coverage
+from flowgeom.critical.searched import SearchedAtlas, search_for_atlas
 
 __all__ = [
     "COVERAGE_TARGET", "Coverage", "PointRefinement", "RefineStatus", "good_turing_p_new", "point_quality",

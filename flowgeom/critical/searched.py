@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
 
 from flowgeom._types import FloatArray, Params
 from flowgeom.critical.atlas import UNCLASSIFIED, CriticalSet, set_kind
+from flowgeom.critical.coverage import COVERAGE_TARGET, Coverage, _incidence, search_coverage
 from flowgeom.critical.linearization import (
     GAP_MIN,
     ZERO_RTOL,
@@ -48,18 +49,13 @@ from flowgeom.critical.linearization import (
     stable_codimension,
 )
 from flowgeom.critical.refinement import RefineResult, point_quality
-from flowgeom.critical.search import (
-    CriticalSearch,
-    descent_trajectories,
-    find_critical_points,
-    plateau_points,
-    refine_critical,
-)
+from flowgeom.critical.refinement import refine_critical
+from flowgeom.critical.search import CriticalSearch, find_critical_points
+from flowgeom.critical.starts import descent_trajectories, plateau_points
 from flowgeom.models.base import Model
 
-__all__ = ["COVERAGE_TARGET", "Coverage", "SearchedAtlas", "good_turing_p_new", "search_coverage", "search_for_atlas"]
+__all__ = ["SearchedAtlas", "search_for_atlas"]
 
-COVERAGE_TARGET = 0.05
 """Default target of the Good–Turing probability that one more search finds a new class."""
 
 VALUE_RTOL = 1e-6
@@ -227,121 +223,6 @@ def search_for_atlas(
     settings = dict(search.settings, rounds=rounds, coverage_target=coverage_target, max_starts=max_starts,
                     batch=n_starts)
     return replace(search, units=units, settings=settings)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    r"""How complete a search is: the accumulation curve and the Good–Turing estimate of what it missed.
-
-    Attributes
-    ----------
-    searches : int
-        Searches run (independent draws; a descent run's plateau points are one search).
-    classes : int
-        Distinct critical classes the searches found.
-    singletons : int
-        Classes found by exactly one search (:math:`Q_1`).
-    p_new : float
-        :math:`\hat p_{\rm new} = Q_1 / T`, T = ``searches``: the Good–Turing estimate of the probability
-        that the next search finds a class not seen yet (:func:`good_turing_p_new`).
-    target : float
-        The target of the budget rule (NaN when none was set).
-    curve_searches, curve_classes : ndarray of int
-        The accumulation curve: distinct classes found by the first ``curve_searches[j]`` searches,
-        in search order.
-    rounds : int
-        Batches of searches run.
-    """
-
-    searches: int
-    classes: int
-    singletons: int
-    p_new: float
-    target: float
-    curve_searches: np.ndarray = field(repr=False)
-    curve_classes: np.ndarray = field(repr=False)
-    rounds: int = 1
-
-    @property
-    def reached(self) -> bool:
-        """``p_new <= target``."""
-        return bool(self.p_new <= self.target)
-
-    def summary(self) -> str:
-        """One line for logs and the CLI."""
-        return (f"coverage: {self.classes} classes from {self.searches} searches ({self.rounds} batches), "
-                f"{self.singletons} found once; Good-Turing P(next search finds a new class) = {self.p_new:.3f} "
-                f"(target {self.target:g}: {'reached' if self.reached else 'NOT reached'})")
-
-
-def good_turing_p_new(incidence: Sequence[int], n_searches: int) -> float:
-    r"""Good–Turing estimate of the probability that the next search finds a new class.
-
-    With :math:`T` searches and :math:`Q_1` the number of classes found by exactly one of them,
-
-    .. math:: \hat p_{\rm new} = Q_1 / T.
-
-    For i.i.d. searches that each find one class this is Good's (1953) estimate of the missing mass
-    (the total probability of the classes not seen), unbiased up to :math:`O(1/T)`:
-    :math:`E[Q_1/T] = \sum_k p_k (1 - p_k)^{T-1} \ge E[\sum_{k \text{ unseen}} p_k] = \sum_k p_k(1-p_k)^T`.
-    Where a search can find several classes (a descent run's plateaus) it is the incidence-data
-    form of Chao et al. (2014).
-
-    Parameters
-    ----------
-    incidence : sequence of int
-        For each class found, the number of searches that found it (>= 1).
-    n_searches : int
-        T (> 0).
-
-    Returns
-    -------
-    float
-        In [0, 1]; 1.0 when ``n_searches`` is 0.
-
-    References
-    ----------
-    I. J. Good, "The population frequencies of species and the estimation of population parameters",
-    Biometrika 40 (1953) 237–264. A. Chao, N. J. Gotelli et al., "Rarefaction and extrapolation with Hill
-    numbers", Ecological Monographs 84 (2014) 45–67.
-    """
-    inc = np.asarray(incidence, dtype=np.int64)
-    if n_searches <= 0:
-        return 1.0
-    return float(min(1.0, np.sum(inc == 1) / n_searches))
-
-
-def search_coverage(search: CriticalSearch, *, target: float = float("nan")) -> Coverage:
-    """The :class:`Coverage` of a finished search (classes = its ``points``; gradient-flat points excluded)."""
-    units = search.units if search.units is not None else np.arange(search.n_starts)
-    units = np.asarray(units, dtype=np.int64)
-    rand = units >= 0
-    uniq = np.unique(units[rand])
-    first_seen: dict[int, int] = {}
-    found_by: dict[int, set] = {}
-    for pos, u in enumerate(uniq):
-        cls = {int(c) for c in search.assignment[rand & (units == u)] if c >= 0}
-        for c in cls:
-            first_seen.setdefault(c, pos)
-            found_by.setdefault(c, set()).add(int(u))
-    T = int(uniq.size)
-    curve_s = np.arange(1, T + 1, dtype=np.int64)
-    new_at = np.bincount(np.asarray(list(first_seen.values()), dtype=np.int64), minlength=T)[:T] if T else np.zeros(0)
-    curve_c = np.cumsum(new_at).astype(np.int64)
-    inc = [len(v) for v in found_by.values()]
-    return Coverage(searches=T, classes=len(found_by), singletons=int(sum(1 for v in inc if v == 1)),
-                    p_new=good_turing_p_new(inc, T), target=float(search.settings.get("coverage_target", target)),
-                    curve_searches=curve_s, curve_classes=curve_c, rounds=int(search.settings.get("rounds", 1)))
-
-
-def _incidence(search: CriticalSearch) -> dict[int, int]:
-    """Number of searches (units) that found each point index of ``search``."""
-    units = search.units if search.units is not None else np.arange(search.n_starts)
-    out: dict[int, set] = {}
-    for a, u in zip(search.assignment, units):
-        if a >= 0 and u >= 0:
-            out.setdefault(int(a), set()).add(int(u))
-    return {k: len(v) for k, v in out.items()}
 
 
 class SearchedAtlas:
@@ -547,7 +428,7 @@ class SearchedAtlas:
             "grad_norm", "loss", "n_negative", "n_zero", "n_positive", "decided", "manifold_dim", "morse_bott",
             "stable_codim", "stable_codim_lower", "spectral_gap", "reason")}
         if manifold_dim < 0 and mem.shape[0] and not flat:
-            from flowgeom.critical.refinement import local_dimension
+            from flowgeom.critical.dimension import local_dimension
 
             manifold_dim = local_dimension(model, mem[0], rng=np.random.default_rng([self.seed, key]),
                                            zero_rtol=self.zero_rtol).dim

@@ -34,7 +34,7 @@ import numpy as np
 from flowgeom._types import FloatArray, Params
 from flowgeom.critical.atlas import UNCLASSIFIED, CriticalSet, set_kind
 from flowgeom.critical.linearization import GAP_MIN, ZERO_RTOL, hessian_inertia, is_morse_bott, stable_codimension
-from flowgeom.critical.refinement import local_dimension
+from flowgeom.critical.dimension import local_dimension
 from flowgeom.linear.charts import RANK_RTOL, charts_for_stratum
 from flowgeom.linear.strata import Stratum, _make_stratum
 from flowgeom.models.deep_linear import DeepLinearNetwork
@@ -225,7 +225,7 @@ class ClosedFormAtlas:
         Limits are refined to critical points first; a plateau point is located as it is (a plateau no
         stratum explains is a slow passage).
         """
-        from flowgeom.critical.search import refine_critical
+        from flowgeom.critical.refinement import refine_critical
 
         theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         if theta.shape[0] == 0:
