@@ -78,7 +78,7 @@ def _read_nc(path: Path) -> dict:
                           "write it with xarray.Dataset.to_netcdf(path, engine='h5netcdf').") from None
 
 
-def check_data(X, Y, path="<arrays>") -> tuple[np.ndarray, np.ndarray]:
+def check_data(X, Y, path="<arrays>", *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
     r"""``X`` (d_x, m) and ``Y`` (d_y, m) as float64 arrays, or an InputError naming the defect and the fix.
 
     Parameters
@@ -87,6 +87,9 @@ def check_data(X, Y, path="<arrays>") -> tuple[np.ndarray, np.ndarray]:
         Inputs and targets, samples as columns.
     path : str, default "<arrays>"
         Shown in messages.
+    full_rank : bool, default True
+        Require :math:`X` of full row rank d_x (deep linear problems, Assumption 2); False for models
+        that accept more features than samples (e.g. diagonal networks).
 
     Raises
     ------
@@ -122,6 +125,8 @@ def check_data(X, Y, path="<arrays>") -> tuple[np.ndarray, np.ndarray]:
         scale = float(np.sum(X * X)) + float(np.sum(Y * Y))
     if not np.isfinite(scale):
         raise _fail(path, "has magnitudes whose squared sum overflows; rescale X and Y.")
+    if not full_rank:
+        return X, Y
     sv = np.linalg.svd(X, compute_uv=False)
     if sv.size < X.shape[0] or sv[-1] <= RANK_RTOL * sv[0]:
         zero = int(X.shape[0] - np.sum(sv > RANK_RTOL * sv[0])) if sv[0] > 0 else X.shape[0]
@@ -133,8 +138,10 @@ def check_data(X, Y, path="<arrays>") -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-def load_data(path) -> tuple[np.ndarray, np.ndarray]:
+def load_data(path, *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read and check ``X`` (d_x, m) and ``Y`` (d_y, m) from a ``.npz`` or ``.nc`` file (see the module docstring).
+
+    ``full_rank`` is passed to :func:`check_data`.
 
     Raises
     ------
@@ -154,7 +161,7 @@ def load_data(path) -> tuple[np.ndarray, np.ndarray]:
     except OSError as e:
         raise _fail(path, f"cannot be read ({e.strerror}); check its permissions.") from None
     arrays = _read_npz(f) if f.suffix == ".npz" else _read_nc(f)
-    return check_data(arrays["X"], arrays["Y"], path)
+    return check_data(arrays["X"], arrays["Y"], path, full_rank=full_rank)
 
 
 def whiten(X) -> np.ndarray:
