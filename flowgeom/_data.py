@@ -35,6 +35,10 @@ def _fail(path, what: str) -> InputError:
 
 
 def _read_npz(path: Path) -> dict:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # not a zip archive: np.load would try (and refuse) to unpickle it
+        raise _fail(path, "is not an .npz archive (damaged or another format); save with np.savez(path, X=X, Y=Y).")
     try:
         with np.load(path, allow_pickle=False) as z:
             if not isinstance(z, np.lib.npyio.NpzFile):

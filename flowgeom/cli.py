@@ -141,6 +141,18 @@ def _assumption_message(e) -> str:
                                   " Choose widths and data (or singular values) that satisfy it.")
 
 
+def _check_size(widths):
+    """Refuse widths whose problem cannot be built in memory (d_x x d_x bases, the parameters)."""
+    from flowgeom._validate import check_memory
+
+    if len(widths) > 1 and min(widths) >= 1:
+        n = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        with _checking():
+            check_memory(f"a problem with d_x = {widths[0]:,} and n = {n:,} parameters",
+                         8.0 * (3 * widths[0] ** 2 + 64 * n), "lower `--widths`")
+    return widths
+
+
 def make_problem(args):
     """Build the Problem from parsed arguments; raises BadInput."""
     from flowgeom._data import load_data, whiten
@@ -154,12 +166,12 @@ def make_problem(args):
                 raise BadInput("give either `--data` or `--singular-values`, not both")
             if not args.widths:
                 raise BadInput("`--widths` is required with `--data` (e.g. --widths 5,4,3)")
-            widths = _ints(args.widths, "--widths")
+            widths = _check_size(_ints(args.widths, "--widths"))
             X, Y = load_data(args.data)
             if args.whiten:
                 X = whiten(X)
             return Problem.from_data(X, Y, widths)
-        widths = _ints(args.widths, "--widths") if args.widths is not None else DEFAULT_WIDTHS
+        widths = _check_size(_ints(args.widths, "--widths")) if args.widths is not None else DEFAULT_WIDTHS
         if args.singular_values is not None:
             s = _floats(args.singular_values, "--singular-values")
         elif args.widths is not None:
