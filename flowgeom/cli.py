@@ -533,10 +533,10 @@ def cmd_plot(args) -> int:
 def cmd_report(args, provenance=None) -> int:
     from flowgeom.report import report_from_directory
 
-    _atlas_dir(args.dir, names=("strata", "basins", "transitions", "claims"))
     path = Path(args.out) if getattr(args, "out", None) else Path(args.dir) / "report.html"
     if path.suffix != ".html":
         raise BadInput(f"`--out` must be a file ending in .html; got {str(path)!r}")
+    _atlas_dir(args.dir, names=("strata", "basins", "transitions", "claims"))
     with _checking("`--out`: "):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
