@@ -40,7 +40,7 @@ def _read_npz(path: Path) -> dict:
     if magic != b"PK\x03\x04":  # not a zip archive: np.load would try (and refuse) to unpickle it
         raise _fail(path, "is not an .npz archive (damaged or another format); save with np.savez(path, X=X, Y=Y).")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any failure
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise _fail(path, "is a single .npy array, not an .npz archive; save with np.savez(path, X=X, Y=Y).")
             out = {}
