@@ -466,9 +466,15 @@ def cmd_basins(args) -> int:
     return 0
 
 
+_NO_DIAGONAL_TRANSITIONS = ("`transitions` has no time horizon for `--model diagonal` yet (the library estimates one "
+                            "only for layered models with data X, Y); use --model linear")
+
+
 def cmd_transitions(args) -> int:
     from flowgeom.transitions import sample_transitions
 
+    if args.model == "diagonal":
+        raise BadInput(_NO_DIAGONAL_TRANSITIONS)
     target = make_target(args)
     _check_scale_overflow("--init-scale", args.init_scale, _model_of(target))
     _check_resources("transitions", args, target)
@@ -567,6 +573,9 @@ def cmd_atlas(args) -> int:
 
     t0 = time.perf_counter()
     target = make_target(args)
+    if args.model == "diagonal" and args.transition_samples:
+        raise BadInput(_NO_DIAGONAL_TRANSITIONS.replace("`transitions`", "the transition graph") +
+                       " (or pass --transition-samples 0)")
     _check_sampling(args, target)
     _check_resources("atlas", args, target)
     out = _out_dir(args)
@@ -636,8 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "report.html")
     _add_problem_args(p)
     _add_sampling_args(p, samples_default=2000)
-    p.add_argument("--transition-samples", type=_number("count"), default=100,
-                   help="trajectories for the transition graph (default 100)")
+    p.add_argument("--transition-samples", type=_number("seed"), default=100,
+                   help="trajectories for the transition graph (default 100; 0 skips it)")
     p.add_argument("--transition-scale", type=_number("positive"), default=DEFAULT_TRANSITION_SCALE,
                    help=f"init scale for the transition graph (default {DEFAULT_TRANSITION_SCALE:g})")
     p.add_argument("--strata", choices=("auto", "all", "reached"), default="auto",
