@@ -22,7 +22,7 @@ import numpy as np
 
 from flowgeom._validate import InputError
 
-__all__ = ["load_data", "check_data", "whiten"]
+__all__ = ["check_data", "load_data", "whiten"]
 
 #: singular values of X below this fraction of the largest count as zero (constant/collinear features)
 RANK_RTOL = 1e-10
@@ -77,7 +77,7 @@ def _read_nc(path: Path) -> dict:
             return {n: np.asarray(ds[n].values) for n in ("X", "Y")}
     except InputError:
         raise
-    except Exception:  # h5py/h5netcdf raise many types on damaged files; all mean the same to a user
+    except Exception:  # noqa: BLE001 - h5py/h5netcdf raise many types on damaged files; all mean the same to a user
         raise _fail(path, "is not a readable NetCDF4/HDF5 file (damaged, truncated or another format); "
                           "write it with xarray.Dataset.to_netcdf(path, engine='h5netcdf').") from None
 

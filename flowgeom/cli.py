@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import math
 import os
 import shlex
@@ -38,7 +39,7 @@ import numpy as np
 
 from flowgeom._validate import InputError  # AssumptionError subclasses it
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 DEFAULT_OUT = "./flowgeom-out"
 MODELS = ("linear", "tanh", "softplus", "sigmoid", "diagonal")
@@ -146,7 +147,7 @@ def _check_size(widths):
     from flowgeom._validate import check_memory
 
     if len(widths) > 1 and min(widths) >= 1:
-        n = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        n = sum(a * b for a, b in itertools.pairwise(widths))
         with _checking():
             check_memory(f"a problem with d_x = {widths[0]:,} and n = {n:,} parameters",
                          8.0 * (3 * widths[0] ** 2 + 64 * n), "lower `--widths`")
@@ -293,7 +294,7 @@ def _check_store(store) -> None:
 
         try:
             ok = STORE_KEY in zarr.open_group(str(p), mode="r").attrs
-        except Exception:  # any failure to open means: not a usable store
+        except Exception:  # noqa: BLE001 - any failure to open means: not a usable store
             ok = False
         if not ok:
             raise BadInput(f"`--store` {store!r} exists but is not a flowgeom basins store; choose another path")
@@ -313,7 +314,7 @@ def _check_init(args, target) -> None:
                            f"(N, n_params)); got {'a directory' if path.is_dir() else 'no such .npy file'}")
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception:  # damaged headers raise ValueError, EOFError, UnicodeDecodeError, ...
+        except Exception:  # noqa: BLE001 - damaged headers raise ValueError, EOFError, UnicodeDecodeError, ...
             raise BadInput(f"`--init` {init!r} is not a readable .npy array (damaged, truncated or pickled); "
                            "write it with np.save(path, thetas)") from None
         if not isinstance(arr, np.ndarray):
@@ -364,6 +365,17 @@ def _check_resources(command: str, args, target) -> None:
             name = "--samples" if command == "transitions" else "--transition-samples"
             check_memory(f"{samples:,} transition trajectories x {TRANSITION_SAVES} saves x {n:,} parameters",
                          8.0 * samples * TRANSITION_SAVES * (n + 2), f"lower `{name}`")
+
+
+@contextlib.contextmanager
+def _store_errors():
+    """A store written by another run is the user's input (sample_basins documents it as a ValueError)."""
+    try:
+        yield
+    except ValueError as e:
+        if isinstance(e, InputError) or not str(e).startswith("`store`"):
+            raise
+        raise BadInput(_first_line(e).replace("`store`", "`--store`", 1)) from None
 
 
 def _command_line(args) -> str:
@@ -457,8 +469,10 @@ def cmd_basins(args) -> int:
     _check_sampling(args, target)
     _check_resources("basins", args, target)
     out = _out_dir(args)
-    ds = sample_basins(target, args.samples, init=args.init, init_scale=args.init_scale, integrator=args.integrator,
-                       lr=args.lr, seed=args.seed, scheduler=args.scheduler, store=args.store, progress=True)
+    with _store_errors():
+        ds = sample_basins(target, args.samples, init=args.init, init_scale=args.init_scale,
+                           integrator=args.integrator, lr=args.lr, seed=args.seed, scheduler=args.scheduler,
+                           store=args.store, progress=True)
     _save(ds, out / "basins.nc", args)
     print(f"basins of {args.samples} initializations ({args.init}, integrator {args.integrator}):")
     _print_fractions(ds)
@@ -508,7 +522,7 @@ def _load_checked(path: Path, kind: str | None = None):
 
     try:
         ds = load_dataset(path)
-    except Exception:  # h5py/zarr/json raise many types on damaged files; all mean the same to a user
+    except Exception:  # noqa: BLE001 - h5py/zarr/json raise many types on damaged files; all mean the same to a user
         raise BadInput(f"{str(path)!r} is not a readable flowgeom Dataset (damaged or another format); "
                        "re-create it with `flowgeom atlas`") from None
     if kind is not None and infer_kind(ds) != kind:
@@ -561,7 +575,7 @@ def cmd_describe(args) -> int:
         raise BadInput(f"`FILE` must be a .nc file or a .zarr store; got {args.file!r}")
     try:
         text = describe(p)
-    except Exception:  # damaged files raise many types; all mean the same to a user
+    except Exception:  # noqa: BLE001 - damaged files raise many types; all mean the same to a user
         raise BadInput(f"`FILE` {args.file!r} is not a readable NetCDF/Zarr Dataset (damaged or another "
                        "format)") from None
     print(text)
@@ -582,13 +596,14 @@ def cmd_atlas(args) -> int:
     kind = {"linear": "the deep linear network", "diagonal": "a diagonal linear network"}.get(
         args.model, f"a {args.model} network")
     print(f"== atlas of {kind}")
-    results = atlas(
-        target, samples=args.samples, transition_samples=args.transition_samples,
-        transition_scale=args.transition_scale, seed=args.seed, measure=args.strata,
-        basins_options=dict(init=args.init, init_scale=args.init_scale, integrator=args.integrator, lr=args.lr,
-                            scheduler=args.scheduler, store=args.store),
-        progress=True,
-    )
+    with _store_errors():
+        results = atlas(
+            target, samples=args.samples, transition_samples=args.transition_samples,
+            transition_scale=args.transition_scale, seed=args.seed, measure=args.strata,
+            basins_options={"init": args.init, "init_scale": args.init_scale, "integrator": args.integrator,
+                            "lr": args.lr, "scheduler": args.scheduler, "store": args.store},
+            progress=True,
+        )
     print("\n== strata")
     print(_strata_table(results["strata"]))
     _save(results["strata"], out / "strata.nc", args)

@@ -276,3 +276,18 @@ def test_describe_and_report_on_saved_and_junk_files(tmp_path, capsys):
         capsys.readouterr()
         assert main(argv) == 2
         assert match in _err(capsys), argv
+
+
+def test_store_from_another_run_or_not_a_store(tmp_path, capsys):
+    base = ["basins", "--widths", "3,2,2", "--singular-values", "2,1", "--samples", "3", "--scheduler", "synchronous",
+            "--out", str(tmp_path)]
+    store = str(tmp_path / "s.zarr")
+    assert main(base + ["--store", store]) == 0
+    capsys.readouterr()
+    assert main(base + ["--store", store, "--seed", "3"]) == 2
+    err = _err(capsys)
+    assert "`--store`" in err and "different basin run" in err
+    (tmp_path / "other.zarr").mkdir()
+    (tmp_path / "other.zarr" / "x").write_text("not zarr")
+    assert main(base + ["--store", str(tmp_path / "other.zarr")]) == 2
+    assert "not a flowgeom basins store" in _err(capsys)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from flowgeom.cli import main
 
 BOUND_S = 60.0  # one CLI run on a tiny problem (~1 s), generous: the test machine is shared
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
 
 GARBAGE = st.sampled_from(["", ",", ",,", "x", "-1", "0", "nan", "inf", "-inf", "1e300", "1e-300", "3,,1",
                            "1.5", " ", "--", "\x00", "é", "1e12"])
@@ -159,14 +159,14 @@ def test_damaged_data_files_exit_0_or_2_with_one_line(blob, suffix):
 
 
 @pytest.mark.parametrize("arrays", [
-    dict(X=np.ones((3, 8), dtype=complex), Y=np.ones((2, 8))),
-    dict(X=np.full((3, 8), 1e300), Y=np.ones((2, 8))),
-    dict(X=np.array([["a"] * 8] * 3), Y=np.ones((2, 8))),
-    dict(X=np.ones(8), Y=np.ones((2, 8))),
-    dict(X=np.ones((3, 0)), Y=np.ones((2, 0))),
-    dict(X=np.full((3, 8), np.nan), Y=np.ones((2, 8))),
-    dict(X=np.ones((3, 8)), Y=np.ones((2, 7))),
-    dict(Z=np.ones((3, 8))),
+    {"X": np.ones((3, 8), dtype=complex), "Y": np.ones((2, 8))},
+    {"X": np.full((3, 8), 1e300), "Y": np.ones((2, 8))},
+    {"X": np.array([["a"] * 8] * 3), "Y": np.ones((2, 8))},
+    {"X": np.ones(8), "Y": np.ones((2, 8))},
+    {"X": np.ones((3, 0)), "Y": np.ones((2, 0))},
+    {"X": np.full((3, 8), np.nan), "Y": np.ones((2, 8))},
+    {"X": np.ones((3, 8)), "Y": np.ones((2, 7))},
+    {"Z": np.ones((3, 8))},
 ])
 def test_defective_arrays_exit_2_with_one_line(arrays, tmp_path):
     np.savez(tmp_path / "d.npz", **arrays)
