@@ -632,8 +632,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a ONE-line error (``flowgeom: error: ...``) and exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"flowgeom: error: {self.prog.removeprefix('flowgeom ') or 'flowgeom'}: {message} "
-                     f"(see `{self.prog} --help`)\n")
+        where = self.prog.removeprefix("flowgeom").strip()
+        self.exit(2, f"flowgeom: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)\n")
 
 
 def _add_sampling_args(p, samples_default=None):
