@@ -31,6 +31,7 @@ import itertools
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -157,7 +158,12 @@ def _check_size(widths):
 def make_problem(args):
     """Build the Problem from parsed arguments; raises BadInput."""
     from flowgeom._data import load_data, whiten
-    from flowgeom.problem import DEFAULT_SINGULAR_VALUES, DEFAULT_WIDTHS, AssumptionError, Problem
+    from flowgeom.problem import (
+        DEFAULT_SINGULAR_VALUES,
+        DEFAULT_WIDTHS,
+        AssumptionError,
+        Problem,
+    )
 
     if args.whiten and not args.data:
         raise BadInput("`--whiten` needs `--data` (it whitens the inputs X of a data file)")
@@ -715,8 +721,12 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    previous = _on_sigterm()
     try:
         return int(args.func(args) or 0)
+    except _Terminated:
+        print("flowgeom: terminated", file=sys.stderr)
+        return 143
     except BadInput as e:
         message = str(e)
     except (InputError, OSError) as e:  # InputError/AssumptionError name the argument; OSError the file
@@ -726,6 +736,24 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("flowgeom: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"flowgeom: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that the same clean-up runs (pools shut down, finished chunks kept)."""
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs; the previous handler (or None off the main thread)."""
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
 
