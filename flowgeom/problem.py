@@ -52,7 +52,8 @@ WHITENED_ATOL = 1e-10
 class AssumptionError(InputError):
     """An assumption of the paper (1, 2 or 3) fails for this problem.
 
-    Subclass of :class:`flowgeom._validate.InputError` (a ValueError); raised at construction when ``on_violation="raise"``.
+    Subclass of :class:`flowgeom._validate.InputError` (a ValueError); raised at construction
+    when ``on_violation="raise"``.
     The attribute ``assumption`` (1, 2 or 3) says which.
     """
 
