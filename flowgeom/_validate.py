@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-__all__ = ["InputError", "check_positive", "check_int", "check_seed", "check_choice", "check_probability"]
+__all__ = ["InputError", "check_positive", "check_int", "check_seed", "check_choice", "check_probability",
+           "check_memory", "memory_budget"]
 
 
 class InputError(ValueError):
@@ -68,3 +69,33 @@ def check_probability(name: str, value) -> float:
     if not v < 1:
         raise InputError(f"`{name}` must lie in (0, 1), e.g. 0.95; got {value!r}.")
     return v
+
+
+def check_memory(what: str, nbytes: float, fix: str, budget: float | None = None) -> None:
+    """Refuse work whose estimated memory ``nbytes`` exceeds ``budget`` (default: half the available RAM).
+
+    ``what`` says what needs the memory, ``fix`` which option to lower or raise; the message shows
+    both sizes, so a user sees the limit before a MemoryError half-way through.
+    """
+    budget = memory_budget() if budget is None else float(budget)
+    if not nbytes <= budget:
+        raise InputError(f"{what} needs about {_size(nbytes)}, more than the {_size(budget)} available; {fix}.")
+
+
+def memory_budget() -> float:
+    """Half of the memory available now (``MemAvailable`` of /proc/meminfo), or 4 GB where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return 0.5 * 1024 * float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4e9
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"

@@ -32,6 +32,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from flowgeom._types import FloatArray
+from flowgeom._validate import InputError
 from flowgeom.models.deep_linear import DeepLinearNetwork, validate_widths
 
 __all__ = ["Problem", "AssumptionError", "DEFAULT_WIDTHS", "DEFAULT_SINGULAR_VALUES"]
@@ -48,10 +49,11 @@ DISTINCT_RTOL = 1e-8
 WHITENED_ATOL = 1e-10
 
 
-class AssumptionError(ValueError):
+class AssumptionError(InputError):
     """An assumption of the paper (1, 2 or 3) fails for this problem.
 
-    Subclass of ValueError; raised at construction when ``on_violation="raise"``.
+    Subclass of :class:`flowgeom._validate.InputError` (a ValueError); raised at construction
+    when ``on_violation="raise"``.
     The attribute ``assumption`` (1, 2 or 3) says which.
     """
 
