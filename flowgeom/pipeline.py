@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flowgeom._validate import check_int
+from flowgeom._validate import InputError, check_int
 from flowgeom.critical.atlas import Atlas
 
 __all__ = ["atlas", "MEASURE_MAX"]
@@ -122,7 +122,7 @@ def atlas(
     samples = check_int("samples", samples, minimum=0)
     transition_samples = check_int("transition_samples", transition_samples, minimum=0)
     if measure not in ("auto", "all", "reached"):
-        raise ValueError(f"`measure` must be 'auto', 'all' or 'reached'; got {measure!r}.")
+        raise InputError(f"`measure` must be 'auto', 'all' or 'reached'; got {measure!r}.")
     t0 = time.perf_counter()
     options = dict(atlas_options or {})
     options.setdefault("seed", seed)

@@ -45,6 +45,8 @@ import warnings
 from typing import Callable
 
 import numpy as np
+
+from flowgeom._validate import InputError
 import xarray as xr
 
 from flowgeom.basins.stats import _CI, _check_level, basin_fractions
@@ -263,31 +265,31 @@ def sample_basins(
                     f"{type(model).__name__} without `{attr}`."
                 )
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
-        raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        raise InputError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
     n = int(n_samples)
     if integrator not in INTEGRATORS:
-        raise ValueError(f"`integrator` must be one of {INTEGRATORS}; got {integrator!r}.")
+        raise InputError(f"`integrator` must be one of {INTEGRATORS}; got {integrator!r}.")
     if integrator == "gd":
         if lr is None or not (np.isfinite(lr) and lr > 0):
-            raise ValueError(f"`lr` must be a positive float for integrator='gd'; got {lr!r}.")
+            raise InputError(f"`lr` must be a positive float for integrator='gd'; got {lr!r}.")
         lr = float(lr)
     elif lr is not None:
-        raise ValueError(f"`lr` is only used with integrator='gd'; got lr={lr!r} with integrator={integrator!r}.")
+        raise InputError(f"`lr` is only used with integrator='gd'; got lr={lr!r} with integrator={integrator!r}.")
     t1 = float(t1)
     if not (np.isfinite(t1) and t1 > 0):
-        raise ValueError(f"`t1` must be a positive finite float; got {t1!r}.")
+        raise InputError(f"`t1` must be a positive finite float; got {t1!r}.")
     t_max = t1 * 2.0**DEFAULT_DOUBLINGS if t_max is None else float(t_max)
     if not (np.isfinite(t_max) and t_max >= t1):
-        raise ValueError(f"`t_max` must be a finite float >= t1 = {t1}; got {t_max!r}.")
+        raise InputError(f"`t_max` must be a finite float >= t1 = {t1}; got {t_max!r}.")
     if ci_method not in _CI:
-        raise ValueError(f"`ci_method` must be 'wilson' or 'clopper-pearson'; got {ci_method!r}.")
+        raise InputError(f"`ci_method` must be 'wilson' or 'clopper-pearson'; got {ci_method!r}.")
     ci_level = _check_level(ci_level)
     if isinstance(polish_steps, bool) or int(polish_steps) != polish_steps or polish_steps < 0:
-        raise ValueError(f"`polish_steps` must be a non-negative integer; got {polish_steps!r}.")
+        raise InputError(f"`polish_steps` must be a non-negative integer; got {polish_steps!r}.")
     if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size!r}.")
+        raise InputError(f"`chunk_size` must be a positive integer; got {chunk_size!r}.")
     if n_workers is not None and (int(n_workers) != n_workers or n_workers < 1):
-        raise ValueError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
+        raise InputError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
     _executor_kind(scheduler)
     if atlas is None:
         atlas = as_atlas(problem if problem is not None else model)

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from flowgeom._validate import InputError
+
 from flowgeom._types import FloatArray, Params
 
 __all__ = [
@@ -129,7 +131,7 @@ def balanced_critical_point(problem, learned, coordinates: str = "auto") -> Para
     s = np.asarray(problem.singular_values)
     S = sorted({int(i) for i in learned})
     if any(i < 0 or i >= len(s) for i in S):
-        raise ValueError(f"`learned` must hold indices in 0..{len(s) - 1}; got {S}.")
+        raise InputError(f"`learned` must hold indices in 0..{len(s) - 1}; got {S}.")
     L = len(w) - 1
     Wbar = []
     for j in range(L):
@@ -147,7 +149,7 @@ def balanced_critical_point(problem, learned, coordinates: str = "auto") -> Para
 def _parse_label(label: str) -> list[int]:
     text = str(label).strip()
     if not (text.startswith("{") and "}" in text):
-        raise ValueError(f"`stratum` must be a learned-set label like '{{}}', '{{0}}' or '{{0,2}}'; got {label!r}.")
+        raise InputError(f"`stratum` must be a learned-set label like '{{}}', '{{0}}' or '{{0,2}}'; got {label!r}.")
     inner = text[1 : text.index("}")].strip()
     return [int(x) for x in inner.split(",")] if inner else []
 
@@ -195,11 +197,11 @@ class Initializer:
         """Samples ``start .. stop-1``, shape ``(stop - start, model.n_params)``."""
         n = model.n_params
         if stop < start:
-            raise ValueError(f"`stop` ({stop}) must be >= `start` ({start}).")
+            raise InputError(f"`stop` ({stop}) must be >= `start` ({start}).")
         if not self.seeded:
             arr = self._array if self._array is not None else np.load(self.params["path"], mmap_mode="r")
             if stop > arr.shape[0]:
-                raise ValueError(
+                raise InputError(
                     f"the initialization array holds {arr.shape[0]} samples; samples up to {stop} were "
                     f"requested. Pass n_samples <= {arr.shape[0]}."
                 )
@@ -230,7 +232,7 @@ def _check_scale(scale, default: float) -> float:
     except (TypeError, ValueError):
         raise TypeError(f"`scale` must be a positive float; got {scale!r}.") from None
     if not np.isfinite(val) or val <= 0:
-        raise ValueError(f"`scale` must be a positive finite float; got {scale!r}.")
+        raise InputError(f"`scale` must be a positive finite float; got {scale!r}.")
     return val
 
 
@@ -272,11 +274,11 @@ def make_initializer(init, model, *, scale: float | None = None, problem=None, *
     if init.startswith("file:"):
         path = init[len("file:") :]
         if not os.path.exists(path):
-            raise ValueError(f"`init` {init!r}: file {path!r} does not exist; pass 'file:PATH.npy'.")
+            raise InputError(f"`init` {init!r}: file {path!r} does not exist; pass 'file:PATH.npy'.")
         arr = np.load(path, mmap_mode="r")
         return _array_initializer(arr, n, "file", dict(params, path=os.path.abspath(path)))
     if init not in SAMPLERS or init == "file":
-        raise ValueError(
+        raise InputError(
             f"`init` must be one of 'gaussian', 'orthogonal', 'balanced', 'stable-set', 'file:PATH.npy' or "
             f"an array; got {init!r}."
         )
@@ -298,7 +300,7 @@ def make_initializer(init, model, *, scale: float | None = None, problem=None, *
         kmax = min(widths)
         k = kmax if rank is None else int(rank)
         if rank is not None and (k != rank or not 1 <= k <= kmax):
-            raise ValueError(f"`rank` must be an integer in 1..{kmax} (the smallest width); got {rank!r}.")
+            raise InputError(f"`rank` must be an integer in 1..{kmax} (the smallest width); got {rank!r}.")
         return Initializer("balanced", sc, {"rank": k}, {"widths": widths})
     # stable-set
     delta = float(params.pop("delta", 0.0))
@@ -307,12 +309,12 @@ def make_initializer(init, model, *, scale: float | None = None, problem=None, *
     coordinates = params.pop("coordinates", "auto")
     _no_params(init, params)
     if not np.isfinite(delta) or delta < 0:
-        raise ValueError(f"`delta` must be a finite float >= 0; got {delta!r}.")
+        raise InputError(f"`delta` must be a finite float >= 0; got {delta!r}.")
     if point is not None and stratum is not None:
-        raise ValueError("pass either `point` or `stratum` to the 'stable-set' sampler, not both.")
+        raise InputError("pass either `point` or `stratum` to the 'stable-set' sampler, not both.")
     if stratum is not None:
         if problem is None:
-            raise ValueError(f"`stratum={stratum!r}` needs a deep linear `problem`; pass `point=` for other models.")
+            raise InputError(f"`stratum={stratum!r}` needs a deep linear `problem`; pass `point=` for other models.")
         p = balanced_critical_point(problem, _parse_label(stratum), coordinates)
         label = str(stratum)
     elif point is not None:
@@ -322,7 +324,7 @@ def make_initializer(init, model, *, scale: float | None = None, problem=None, *
         p = np.zeros(n)
         label = None
     if p.shape != (n,) or not np.all(np.isfinite(p)):
-        raise ValueError(f"`point` must be a finite flat vector of shape ({n},); got shape {p.shape}.")
+        raise InputError(f"`point` must be a finite flat vector of shape ({n},); got shape {p.shape}.")
     lam, V = np.linalg.eigh(model.hessian(p))
     keep = lam >= -STABLE_EIG_RTOL * max(1.0, float(np.max(np.abs(lam))))
     E = np.ascontiguousarray(V[:, keep])
@@ -371,11 +373,11 @@ def _no_params(name, params):
 
 def _array_initializer(arr, n, name, params) -> Initializer:
     if arr.ndim != 2 or arr.shape[1] != n:
-        raise ValueError(
+        raise InputError(
             f"the initialization array must have shape (N, n_params) = (N, {n}); got shape {arr.shape}."
         )
     if arr.dtype.kind not in "iuf":
-        raise ValueError(f"the initialization array must be real numbers; got dtype {arr.dtype}.")
+        raise InputError(f"the initialization array must be real numbers; got dtype {arr.dtype}.")
     # hash in slabs so a memory-mapped file is never loaded whole
     h = hashlib.sha256()
     finite = True
@@ -384,7 +386,7 @@ def _array_initializer(arr, n, name, params) -> Initializer:
         finite &= bool(np.all(np.isfinite(slab)))
         h.update(slab.tobytes())
     if not finite:
-        raise ValueError("the initialization array contains NaN or inf; pass finite initial states.")
+        raise InputError("the initialization array contains NaN or inf; pass finite initial states.")
     info = dict(params, n_rows=int(arr.shape[0]), sha256=h.hexdigest())
     # a file is re-opened (memory-mapped) where it is sampled instead of travelling with the job
     return Initializer(name, 0.0, info, {}, None if name == "file" else arr)
@@ -434,16 +436,16 @@ def sample_initializations(
     """
     model, problem = _model_and_problem(model_or_problem)
     if int(n) != n or n < 0:
-        raise ValueError(f"`n` must be a non-negative integer; got {n!r}.")
+        raise InputError(f"`n` must be a non-negative integer; got {n!r}.")
     if int(start) != start or start < 0:
-        raise ValueError(f"`start` must be a non-negative integer; got {start!r}.")
+        raise InputError(f"`start` must be a non-negative integer; got {start!r}.")
     ini = make_initializer(name, model, scale=scale, problem=problem, **params)
     return ini.sample(model, int(start), int(start) + int(n), _check_seed(seed))
 
 
 def _check_seed(seed) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+        raise InputError(f"`seed` must be a non-negative integer; got {seed!r}.")
     return int(seed)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import xarray as xr
 
+from flowgeom._validate import InputError
 from flowgeom.problem import Problem  # noqa: F401  (type of _transition_inits)
 from flowgeom.transitions._common import _check_positive
 from flowgeom.transitions.dataset import transitions_dataset
@@ -37,7 +38,7 @@ def _transition_inits(
     """
     n_samples = int(n_samples)
     if n_samples < 1:
-        raise ValueError(f"`n_samples` must be a positive int; got {n_samples!r}.")
+        raise InputError(f"`n_samples` must be a positive int; got {n_samples!r}.")
     eps = _check_positive("init_scale", init_scale)
     net = problem.network(coordinates)
     if init == "gaussian":
@@ -52,9 +53,9 @@ def _transition_inits(
             W.append(Wj)
         theta = net.pack(W)
         if coordinates != "canonical" and not problem.whitened:
-            raise ValueError("`init='aligned'` is defined in canonical coordinates; use whitened data.")
+            raise InputError("`init='aligned'` is defined in canonical coordinates; use whitened data.")
         return np.broadcast_to(theta, (n_samples, net.n_params)).copy()
-    raise ValueError(f"`init` must be 'gaussian' or 'aligned'; got {init!r}.")
+    raise InputError(f"`init` must be 'gaussian' or 'aligned'; got {init!r}.")
 
 
 def _default_t1(atlas, eps: float, init: str) -> float:
@@ -75,7 +76,7 @@ def _default_t1(atlas, eps: float, init: str) -> float:
     model = atlas.model
     X, Y = getattr(model, "X", None), getattr(model, "Y", None)
     if X is None or Y is None:
-        raise ValueError("`t1` is required for a model without data (X, Y): pass t1=...")
+        raise InputError("`t1` is required for a model without data (X, Y): pass t1=...")
     widths = getattr(model, "widths", (0, 0, 0))
     H = len(widths) - 2
     sv = np.linalg.svd(np.asarray(Y) @ np.asarray(X).T, compute_uv=False)
@@ -157,7 +158,7 @@ def sample_transitions(
         See :func:`transitions_dataset`.
     """
     from flowgeom._resolve import as_atlas
-    from flowgeom._validate import check_int
+    from flowgeom._validate import InputError, check_int
     from flowgeom.flow import SaveAt, integrate
 
     atlas = as_atlas(problem_or_model if atlas is None else atlas)
@@ -171,7 +172,7 @@ def sample_transitions(
         theta0 = _transition_inits(problem, n_samples, init_scale=eps, init=init, seed=seed,
                                    coordinates=atlas.coordinates)
     else:
-        raise ValueError(f"`init` must be 'gaussian' (or 'aligned' for a deep linear problem); got {init!r}.")
+        raise InputError(f"`init` must be 'gaussian' (or 'aligned' for a deep linear problem); got {init!r}.")
     if t1 is None:
         t1 = _default_t1(atlas, eps, init)
     t1 = _check_positive("t1", t1)
