@@ -18,6 +18,7 @@ import xarray as xr
 
 from flowgeom._version import __version__
 from flowgeom.transitions._common import _objarr
+from flowgeom.transitions.chain import JumpChain, chain_dataset, jump_chain
 from flowgeom.transitions.detect import _traj_arrays
 from flowgeom.transitions.graph import TransitionGraph, graph_from_dataset, to_graphml
 from flowgeom.transitions.identify import UNIDENTIFIED
@@ -73,12 +74,22 @@ def _observed_steps(tg: TransitionGraph, theory: xr.Dataset) -> xr.Dataset:
         )
 
 
+def _node_of_graph(G: nx.DiGraph, label: str):
+    """A StratumNode from a graph node's attributes (label, kind, critical value)."""
+    from flowgeom.transitions.identify import StratumNode
+
+    a = G.nodes[label]
+    return StratumNode(str(label), rank=int(a.get("rank", -1)), critical_value=float(a.get("critical_value", np.nan)),
+                       kind=str(a.get("kind", "unknown")))
+
+
 def transitions_dataset(
     tg: TransitionGraph,
     *,
     theory: xr.Dataset | None = None,
     traj: Any = None,
     attrs: Mapping[str, Any] | None = None,
+    chain: bool | JumpChain = True,
 ) -> xr.Dataset:
     r"""The ``transitions`` Dataset (schema: flowgeom.schema) from a :class:`TransitionGraph`.
 
@@ -96,7 +107,16 @@ def transitions_dataset(
       ``path`` (the visited labels joined by ``" -> "``);
     - ``step`` (when ``theory`` is given): the theory (:func:`transition_theory`) beside the
       observation, ``observed_t_jump``, ``observed_t_jump_std``, ``observed_n``,
-      ``t_jump_ratio``, ``observed_plateau``, ``plateau_ratio``.
+      ``t_jump_ratio``, ``observed_plateau``, ``plateau_ratio``;
+    - ``chain_state``, ``absorbing`` (when ``chain`` is not False and there are visits): the jump
+      chain of :func:`~flowgeom.transitions.chain.jump_chain` (absorption probabilities, expected
+      jumps and hitting times with intervals, dwell histograms), see
+      :func:`~flowgeom.transitions.chain.chain_dataset`; read back with
+      :func:`~flowgeom.transitions.chain.chain_from_dataset`.
+
+    ``chain`` : bool or JumpChain, default True. True computes :func:`jump_chain` of ``tg.visits``
+    with its defaults (nodes: the graph's node table, so measured kinds count), a JumpChain is
+    stored as given, False stores none.
 
     Attrs: ``flowgeom_version``, ``confidence_level``, ``n_trajectories``, the detection
     thresholds, ``dominant_path`` (list of labels), ``dominant_path_fraction``, ``sinks``,
@@ -121,6 +141,16 @@ def transitions_dataset(
     if theory is not None:
         parts.append(theory.drop_attrs() if hasattr(theory, "drop_attrs") else theory)
         parts.append(_observed_steps(tg, theory))
+    chain_attrs: dict[str, Any] = {}
+    if chain is True and len(tg.visits) > 0:
+        chain = jump_chain(tg.visits, [_node_of_graph(tg.graph, n) for n in tg.graph.nodes],
+                           level=tg.confidence_level)
+    if isinstance(chain, JumpChain):
+        cds = chain_dataset(chain)
+        chain_attrs = dict(cds.attrs)
+        parts.append(cds.drop_attrs() if hasattr(cds, "drop_attrs") else cds)
+    elif chain not in (True, False):
+        raise TypeError(f"`chain` must be a bool or a JumpChain; got {type(chain).__name__}.")
     ds = xr.merge(parts, compat="no_conflicts", combine_attrs="drop")
     out_attrs: dict[str, Any] = {
         "flowgeom_version": __version__,
@@ -135,6 +165,7 @@ def transitions_dataset(
         "n_rejected": int(tg.visits.n_rejected),
     }
     out_attrs.update({f"detect_{k}": v for k, v in tg.visits.options.items()})
+    out_attrs.update(chain_attrs)
     if theory is not None:
         out_attrs.update({k: v for k, v in theory.attrs.items() if k.startswith("theory_")})
     if attrs:
