@@ -438,13 +438,28 @@ def _posterior(counts, init_counts, dwells, absorbing, S, support, prior, n_draw
         if d and not absorbing[i]:
             w = rng.dirichlet(np.ones(len(d)), size=n_draws)
             ds[:, i] = w @ np.asarray(d)
-    out = {k: [] for k in ("B", "m", "tau", "sB", "sm", "stau")}
-    for k in range(n_draws):
-        _, B, m, tau = absorbing_chain(Ps[k], absorbing, ds[k])
-        fB, fm, ft = _full(B, m, tau, absorbing)
-        sB, sm, st = _start(pis[k], fB, fm, ft)
-        for name, v in zip(out, (fB, fm, ft, sB, sm, st)):
-            out[name].append(v)
+    # the support is the same in every draw, so is the set of states of certain absorption: solve in one batch
+    tr = ~absorbing
+    ok = _certain_absorption(S[np.ix_(tr, tr)].astype(float), S[np.ix_(tr, absorbing)].astype(float))
+    t_idx = np.nonzero(tr)[0]
+    k_ok = t_idx[ok]
+    fB = np.zeros((n_draws, n, int(absorbing.sum())))
+    fB[:, ai, np.arange(ai.size)] = 1.0
+    fB[:, t_idx[~ok]] = np.nan
+    fm = np.zeros((n_draws, n))
+    ft = np.zeros((n_draws, n))
+    fm[:, t_idx[~ok]] = np.nan
+    ft[:, t_idx[~ok]] = np.nan
+    if k_ok.size:
+        A = np.eye(k_ok.size)[None] - Ps[:, k_ok[:, None], k_ok[None, :]]
+        rhs = np.concatenate([Ps[:, k_ok[:, None], ai[None, :]], np.ones((n_draws, k_ok.size, 1)),
+                              ds[:, k_ok, None]], axis=2)
+        sol = np.linalg.solve(A, rhs)
+        fB[:, k_ok] = sol[:, :, : ai.size]
+        fm[:, k_ok] = sol[:, :, ai.size]
+        ft[:, k_ok] = sol[:, :, ai.size + 1]
+    out = {"B": fB, "m": fm, "tau": ft, "sB": np.einsum("kn,kna->ka", pis, fB), "sm": np.einsum("kn,kn->k", pis, fm),
+           "stau": np.einsum("kn,kn->k", pis, ft)}
     return {k: np.asarray(v) for k, v in out.items()}
 
 
