@@ -24,11 +24,10 @@ from flowgeom.transitions.chain import (
     JumpChain,
     JumpChainWarning,
     absorbing_chain,
-    chain_dataset,
-    chain_from_dataset,
     jump_chain,
     to_deeptime,
 )
+from flowgeom.transitions.dataset import chain_dataset, chain_from_dataset
 from flowgeom.transitions.detect import Visits
 from flowgeom.transitions.identify import StratumNode
 

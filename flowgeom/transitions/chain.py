@@ -16,7 +16,8 @@ in :math:`a`, :math:`m_i` the expected number of jumps before absorption and, wi
 mean flow time spent at :math:`j` per visit, :math:`\tau_i` the expected flow time spent on
 plateaus before absorption. :func:`jump_chain` estimates :math:`P` from the observed jump counts,
 sets intervals from a Dirichlet posterior over each row, and bins the dwell times per state;
-:func:`chain_dataset` and :func:`chain_from_dataset` store it in and read it from the
+:func:`~flowgeom.transitions.dataset.chain_dataset` and
+:func:`~flowgeom.transitions.dataset.chain_from_dataset` store it in and read it from the
 ``transitions`` Dataset; :func:`to_deeptime` hands the counts to deeptime.
 
 References
@@ -34,10 +35,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import xarray as xr
 
 from flowgeom._validate import InputError, check_choice, check_int, check_positive, check_probability, check_seed
-from flowgeom.transitions._common import _objarr
 from flowgeom.transitions.detect import Visits
 from flowgeom.transitions.identify import MINIMUM_KINDS, StratumNode
 
@@ -46,8 +45,6 @@ __all__ = [
     "JumpChainWarning",
     "jump_chain",
     "absorbing_chain",
-    "chain_dataset",
-    "chain_from_dataset",
     "to_deeptime",
 ]
 
@@ -461,101 +458,6 @@ def _posterior(counts, init_counts, dwells, absorbing, S, support, prior, n_draw
     out = {"B": fB, "m": fm, "tau": ft, "sB": np.einsum("kn,kna->ka", pis, fB), "sm": np.einsum("kn,kn->k", pis, fm),
            "stau": np.einsum("kn,kn->k", pis, ft)}
     return {k: np.asarray(v) for k, v in out.items()}
-
-
-# ----------------------------------------------------------------------------- Dataset
-_TRIPLES = {
-    # JumpChain field -> Dataset variable (with _low/_high)
-    "absorption": "absorption_probability",
-    "expected_jumps": "expected_jumps",
-    "expected_time": "expected_hitting_time",
-    "start_absorption": "absorption_from_start",
-    "start_jumps": "expected_jumps_from_start",
-    "start_time": "expected_hitting_time_from_start",
-}
-_DIMS = {
-    "absorption": ("chain_state", "absorbing"),
-    "expected_jumps": ("chain_state",),
-    "expected_time": ("chain_state",),
-    "start_absorption": ("absorbing",),
-    "start_jumps": (),
-    "start_time": (),
-}
-
-
-def chain_dataset(chain: JumpChain) -> xr.Dataset:
-    r"""The jump chain as Dataset variables (dimensions ``chain_state``, ``absorbing``; schema: flowgeom.schema).
-
-    Coordinates ``chain_state`` and ``chain_target`` (state labels), ``absorbing`` (absorbing
-    labels), ``dwell_bin``, ``dwell_edge``; variables ``chain_absorbing``, ``chain_count``
-    (chain_state, chain_target), ``chain_probability`` (the estimated :math:`P`),
-    ``initial_count``, ``initial_probability``, ``absorption_probability`` (chain_state,
-    absorbing), ``expected_jumps``, ``expected_hitting_time`` (chain_state),
-    ``absorption_from_start`` (absorbing), ``expected_jumps_from_start``,
-    ``expected_hitting_time_from_start`` (scalars), each with ``_low``/``_high``;
-    ``chain_mean_dwell``, ``chain_n_dwell``, ``dwell_hist`` (chain_state, dwell_bin),
-    ``dwell_bin_edges`` (chain_state, dwell_edge). Attrs ``chain_level``, ``chain_prior``,
-    ``chain_support``, ``chain_n_posterior``, ``chain_seed``.
-    """
-    if not isinstance(chain, JumpChain):
-        raise TypeError(f"`chain` must be a JumpChain (from jump_chain); got {type(chain).__name__}.")
-    data: dict[str, Any] = {
-        "chain_absorbing": ("chain_state", np.asarray(chain.absorbing, dtype=bool)),
-        "chain_count": (("chain_state", "chain_target"), np.asarray(chain.counts, dtype=np.int64)),
-        "chain_probability": (("chain_state", "chain_target"), np.asarray(chain.P, dtype=np.float64)),
-        "initial_count": ("chain_state", np.asarray(chain.initial_counts, dtype=np.int64)),
-        "initial_probability": ("chain_state", np.asarray(chain.initial, dtype=np.float64)),
-        "chain_mean_dwell": ("chain_state", np.asarray(chain.mean_dwell, dtype=np.float64)),
-        "chain_n_dwell": ("chain_state", np.asarray(chain.n_dwell, dtype=np.int64)),
-        "dwell_hist": (("chain_state", "dwell_bin"), np.asarray(chain.dwell_hist, dtype=np.int64)),
-        "dwell_bin_edges": (("chain_state", "dwell_edge"), np.asarray(chain.dwell_edges, dtype=np.float64)),
-    }
-    for field, name in _TRIPLES.items():
-        for suffix in ("", "_low", "_high"):
-            data[name + suffix] = (_DIMS[field], np.asarray(getattr(chain, field + suffix), dtype=np.float64))
-    labels = _objarr(list(chain.states))
-    ds = xr.Dataset(
-        data,
-        coords={
-            "chain_state": labels,
-            "chain_target": labels.copy(),
-            "absorbing": _objarr(list(chain.absorbing_states)),
-            "dwell_bin": np.arange(chain.dwell_hist.shape[1], dtype=np.int64),
-            "dwell_edge": np.arange(chain.dwell_edges.shape[1], dtype=np.int64),
-        },
-    )
-    ds.attrs = {"chain_level": float(chain.level), "chain_prior": float(chain.prior), "chain_support": chain.support,
-                "chain_n_posterior": int(chain.n_posterior), "chain_seed": int(chain.seed)}
-    return ds
-
-
-def chain_from_dataset(ds: xr.Dataset) -> JumpChain:
-    """Read a :class:`JumpChain` back from a Dataset holding :func:`chain_dataset`'s variables."""
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"`ds` must be an xarray.Dataset; got {type(ds).__name__}.")
-    if "chain_state" not in ds.coords or "chain_count" not in ds:
-        raise InputError("`ds` holds no jump chain (no `chain_state`/`chain_count`): write it with "
-                         "transitions_dataset(..., chain=True).")
-    kw: dict[str, Any] = {
-        "states": tuple(str(s) for s in ds["chain_state"].values),
-        "absorbing": np.asarray(ds["chain_absorbing"].values, dtype=bool),
-        "counts": np.asarray(ds["chain_count"].values, dtype=np.int64),
-        "P": np.asarray(ds["chain_probability"].values, dtype=np.float64),
-        "initial_counts": np.asarray(ds["initial_count"].values, dtype=np.int64),
-        "initial": np.asarray(ds["initial_probability"].values, dtype=np.float64),
-        "mean_dwell": np.asarray(ds["chain_mean_dwell"].values, dtype=np.float64),
-        "n_dwell": np.asarray(ds["chain_n_dwell"].values, dtype=np.int64),
-        "dwell_hist": np.asarray(ds["dwell_hist"].values, dtype=np.int64),
-        "dwell_edges": np.asarray(ds["dwell_bin_edges"].values, dtype=np.float64),
-        "level": float(ds.attrs["chain_level"]), "prior": float(ds.attrs["chain_prior"]),
-        "support": str(ds.attrs["chain_support"]), "n_posterior": int(ds.attrs["chain_n_posterior"]),
-        "seed": int(ds.attrs["chain_seed"]),
-    }
-    for field, name in _TRIPLES.items():
-        for suffix in ("", "_low", "_high"):
-            v = np.asarray(ds[name + suffix].values, dtype=np.float64)
-            kw[field + suffix] = float(v) if v.ndim == 0 else v
-    return JumpChain(**kw)
 
 
 # ----------------------------------------------------------------------------- deeptime
