@@ -328,3 +328,13 @@ def test_to_deeptime_warns_and_keeps_the_matrix():
 def test_chain_dataset_refuses_other_types():
     with pytest.raises(TypeError, match="`chain`"):
         chain_dataset({"states": ()})
+
+
+def test_no_visits_gives_an_empty_chain_and_no_stored_chain():
+    e = np.array([])
+    v = Visits(e.astype(np.int64), e.astype(object), e, e, e, e, e.astype(bool), e, 3)
+    ch = jump_chain(v, n_posterior=10)
+    assert ch.states == () and ch.start_absorption.shape == (0,)
+    assert np.isnan(ch.start_jumps) and np.isnan(ch.start_time_high)
+    assert chain_dataset(ch).sizes["chain_state"] == 0
+    assert "chain_state" not in transitions_dataset(build_transition_graph(v)).dims

@@ -359,7 +359,7 @@ def jump_chain(
             counts[i, idx[str(visits.stratum[b])]] += 1
             dwells[i].append(float(visits.t_exit[a] - visits.t_enter[a]))
     kinds = [known[s].kind if s in known else "unknown" for s in states]
-    absorbing = np.array([k in MINIMUM_KINDS for k in kinds]) | (counts.sum(axis=1) == 0)
+    absorbing = np.array([k in MINIMUM_KINDS for k in kinds], dtype=bool) | (counts.sum(axis=1) == 0)
     P = np.zeros((n, n))
     left = counts.sum(axis=1)
     tr = ~absorbing
@@ -379,8 +379,11 @@ def jump_chain(
     q = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (uncertain absorption)
-        lo_hi = {k: np.nanquantile(v, q, axis=0) if v.size else (v[:0], v[:0]) for k, v in draws.items()}
+        lo_hi = {k: np.nanquantile(v, q, axis=0) if v.size else np.full((2,) + v.shape[1:], np.nan) for k, v in draws.items()}
 
+    if n_traj == 0:  # no visit at all: nothing to average over
+        start = (start[0], np.nan, np.nan)
+        lo_hi["sm"], lo_hi["stau"] = np.full(2, np.nan), np.full(2, np.nan)
     hist = np.zeros((n, n_bins), dtype=np.int64)
     edges = np.full((n, n_bins + 1), np.nan)
     for i, d in enumerate(dwells):
@@ -428,7 +431,9 @@ def _posterior(counts, init_counts, dwells, absorbing, S, support, prior, n_draw
     Ps[:, ai, ai] = 1.0
     init_sup = np.ones(n, dtype=bool) if support == "downhill" else init_counts > 0
     pis = np.zeros((n_draws, n))
-    if init_sup.any():
+    if init_counts.sum() == 0:
+        pis[:] = np.nan  # no trajectory visited anything: no initial distribution
+    elif init_sup.any():
         pis[:, init_sup] = rng.dirichlet(init_counts[init_sup] + prior, size=n_draws)
     ds = np.zeros((n_draws, n))
     for i, d in enumerate(dwells):
