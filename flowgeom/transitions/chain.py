@@ -379,7 +379,8 @@ def jump_chain(
     q = ((1.0 - level) / 2.0, (1.0 + level) / 2.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (uncertain absorption)
-        lo_hi = {k: np.nanquantile(v, q, axis=0) if v.size else np.full((2,) + v.shape[1:], np.nan) for k, v in draws.items()}
+        lo_hi = {k: np.nanquantile(v, q, axis=0) if v.size else np.full((2,) + v.shape[1:], np.nan)
+                 for k, v in draws.items()}
 
     if n_traj == 0:  # no visit at all: nothing to average over
         start = (start[0], np.nan, np.nan)
