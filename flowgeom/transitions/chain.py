@@ -174,7 +174,7 @@ def absorbing_chain(P, absorbing, dwell=None) -> tuple[np.ndarray, np.ndarray, n
 
         N = (I - Q)^{-1}, \quad B = N R, \quad m = N \mathbf{1}, \quad \tau = N d
 
-    (Kemeny and Snell 1960, Theorems 3.2.1, 3.3.5, 3.3.7). Transient states from which absorption
+    (Kemeny and Snell 1960, ch. III). Transient states from which absorption
     is not certain (they can reach a closed class of transient states) get NaN in ``B``, ``m``
     and ``tau``, and so do their rows of ``N``.
 
