@@ -276,22 +276,50 @@ _TRANSITIONS: dict[str, VariableSpec] = {
     "t_jump_ratio": _v(_ST, "jump-time ratio", "observed_t_jump / theory_t_jump", _ONE),
     "observed_plateau": _v(_ST, "observed plateau length", "mean observed time between jumps", _ONE),
     "plateau_ratio": _v(_ST, "plateau ratio", "observed_plateau / theory_plateau", _ONE),
-    # coming (issue 15): the jump chain
+    # the jump chain (flowgeom.transitions.chain)
     "chain_state": _v(("chain_state",), "jump-chain state", "label of a state of the embedded Markov chain "
-                      "over strata (minima absorbing)"),
-    **_fraction_family("absorption_probability", ("chain_state", "absorbing"), "", "absorption probability"),
-    **_fraction_family("expected_hitting_time", ("chain_state",), "", "expected hitting time"),
-    "dwell_hist": _v(("node", "dwell_bin"), "dwell-time histogram", "number of visits per dwell-time bin"),
+                      "over visited strata (minima and never-left states absorbing)"),
+    "chain_target": _v(("chain_target",), "jump-chain target state", "label of the state jumped to"),
+    "absorbing": _v(("absorbing",), "absorbing state", "label of an absorbing state of the jump chain"),
+    "dwell_bin": _v(("dwell_bin",), "dwell-time bin", "index of the bin of the dwell-time histogram"),
+    "dwell_edge": _v(("dwell_edge",), "dwell-time bin edge", "index of the edge of the dwell-time bins"),
+    "chain_absorbing": _v(("chain_state",), "absorbing", "true for a minimum or a state never left"),
+    "chain_count": _v(("chain_state", "chain_target"), "jump count", "number of observed jumps from "
+                      "chain_state to chain_target between consecutive visits"),
+    "chain_probability": _v(("chain_state", "chain_target"), "jump probability", "estimated transition matrix "
+                            "P of the jump chain (counts over jumps out; identity rows for absorbing states)", _ONE),
+    "initial_count": _v(("chain_state",), "first visits", "number of trajectories whose first visit is at the "
+                        "state"),
+    "initial_probability": _v(("chain_state",), "initial distribution", "empirical distribution pi_0 of the "
+                              "first visits", _ONE),
+    "chain_mean_dwell": _v(("chain_state",), "mean dwell per visit", "mean t_exit - t_enter of the visits that "
+                           "left the state (d of tau = N d)", _ONE),
+    "chain_n_dwell": _v(("chain_state",), "dwells observed", "number of visits that left the state"),
+    "dwell_hist": _v(("chain_state", "dwell_bin"), "dwell-time histogram", "number of visits that left the "
+                     "state per dwell-time bin"),
+    "dwell_bin_edges": _v(("chain_state", "dwell_edge"), "dwell-time bin edges", "edges of the dwell-time bins "
+                          "of the state (NaN: no dwell observed)", _ONE),
 }
-for _name, _desc, _units in (
-    ("absorption_probability", ("probability that the jump chain started at the state is absorbed in the "
-     "minimum (fundamental matrix N = (I - Q)^-1, B = N R)"), _ONE),
-    ("expected_hitting_time", "expected number of jumps before absorption (N 1)", None),
-):
-    for _suffix, _what in (("", _desc), ("_low", f"lower end of the interval of {_name}"),
-                           ("_high", f"upper end of the interval of {_name}")):
-        _spec = _TRANSITIONS[_name + _suffix]
-        _TRANSITIONS[_name + _suffix] = _spec._replace(description=_what, units=_units)
+_JUMP_CHAIN = (
+    ("absorption_probability", ("chain_state", "absorbing"), "absorption probability",
+     "probability that the jump chain started at chain_state is absorbed at the absorbing state (B = N R, "
+     "N = (I - Q)^-1, Kemeny & Snell 1960)", _ONE),
+    ("absorption_from_start", ("absorbing",), "absorption probability from the start",
+     "probability of absorption at the state from the initial distribution (pi_0 B)", _ONE),
+    ("expected_jumps", ("chain_state",), "expected jumps to absorption",
+     "expected number of jumps before absorption from the state (N 1)", None),
+    ("expected_jumps_from_start", (), "expected jumps to absorption from the start",
+     "expected number of jumps before absorption from the initial distribution (pi_0 N 1)", None),
+    ("expected_hitting_time", ("chain_state",), "expected hitting time",
+     "expected flow time on plateaus before absorption from the state (N d, d the mean dwell)", _ONE),
+    ("expected_hitting_time_from_start", (), "expected hitting time from the start",
+     "expected flow time on plateaus before absorption from the initial distribution (pi_0 N d)", _ONE),
+)
+for _name, _dims, _long, _desc, _units in _JUMP_CHAIN:
+    _TRANSITIONS[_name] = _v(_dims, _long, _desc, _units)
+    for _suffix, _end in (("_low", "lower"), ("_high", "upper")):
+        _TRANSITIONS[_name + _suffix] = _v(_dims, f"{_long}, {_end} bound", f"{_end} end of the Dirichlet-posterior "
+                                           f"interval of {_name} (chain_level)", _units)
 
 _C = ("claim",)
 _CLAIMS: dict[str, VariableSpec] = {
@@ -363,6 +391,11 @@ GLOBAL_ATTR_DESCRIPTIONS: dict[str, str] = {
     "coverage_rule": "how coverage is estimated",
     "gradient_flat_rule": "how gradient-flat points are told from critical points",
     "elapsed_s": "seconds spent on this stage",
+    "chain_level": "posterior probability of the jump-chain intervals",
+    "chain_prior": "Dirichlet concentration per admissible jump (0.5: Jeffreys)",
+    "chain_support": "admissible jumps of the posterior: observed, or downhill (to lower critical values)",
+    "chain_n_posterior": "Monte-Carlo draws of the jump-chain posterior",
+    "chain_seed": "seed of the jump-chain posterior draws",
 }
 """Meaning of the common provenance attributes (used by :func:`flowgeom.io.describe`)."""
 

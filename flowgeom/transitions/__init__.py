@@ -23,8 +23,8 @@ Ganguli 2014; Jacot et al. 2021). This package
    :mod:`~flowgeom.transitions.dataset`; :func:`sample_transitions` in
    :mod:`~flowgeom.transitions.sample` runs the whole pipeline).
 
-Imports inside the package flow one way: ``_common -> identify -> detect -> graph -> theory ->
-dataset -> sample``.
+Imports inside the package flow one way: ``_common -> identify -> detect -> graph -> chain -> dataset
+-> sample``. 6. The jump chain over the visited strata (:func:`jump_chain`, :func:`to_deeptime`).
 
 References
 ----------
@@ -38,7 +38,8 @@ J. Amer. Statist. Assoc. 22 (1927).
 
 from __future__ import annotations
 
-from flowgeom.transitions.dataset import save_transitions, transitions_dataset
+from flowgeom.transitions.chain import JumpChain, JumpChainWarning, absorbing_chain, jump_chain, to_deeptime
+from flowgeom.transitions.dataset import chain_dataset, chain_from_dataset, save_transitions, transitions_dataset
 from flowgeom.transitions.detect import Visits, detect_visits
 from flowgeom.transitions.graph import (
     TransitionGraph,
@@ -65,6 +66,13 @@ from flowgeom.linear.theory import (  # noqa: F401  (private names used by tests
 )
 
 __all__ = [
+    "JumpChain",
+    "JumpChainWarning",
+    "absorbing_chain",
+    "chain_dataset",
+    "chain_from_dataset",
+    "jump_chain",
+    "to_deeptime",
     "StratumNode",
     "Visits",
     "TransitionGraph",
