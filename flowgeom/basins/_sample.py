@@ -120,6 +120,9 @@ def sample_basins(
     keep_states: bool = False,
     backend: str = "auto",
     on_chunk: Callable[[int, int], None] | None = None,
+    certify: bool = True,
+    horizons=None,
+    early_stop: bool = True,
 ) -> xr.Dataset:
     r"""Measure basins: sample initializations, run the flow, classify limits, count with CIs.
 
@@ -199,6 +202,25 @@ def sample_basins(
         Passed to the integrator.
     on_chunk : callable, optional
         ``on_chunk(start, stop)`` after each chunk is recorded (and stored).
+    certify : bool, default True
+        Decide the limit of the *exact* flow for samples that pass a strict saddle closely
+        (:mod:`flowgeom.basins.limits`): a sample whose escape is driven by round-off and
+        integration error (the escape time grows like :math:`\ln(\delta_2/\delta_1)/\lambda`
+        between two seeded perturbations of its initial state, :math:`\delta = 10^{-10}, 10^{-6}`)
+        is re-labelled to the saddle. ``limit_numerical`` keeps the computed limit,
+        ``limit_exact`` the decision, ``limit_decided`` whether the test was conclusive;
+        ``limit`` and the fractions use ``limit_exact``. Cost: two re-runs (Gauss--Legendre,
+        rtol 1e-10) of each candidate only.
+    horizons : sequence of float, optional
+        Finite horizons :math:`T_1 < T_2 < \dots`: adds the ``horizon`` dimension with
+        ``fraction_by_horizon`` (horizon, stratum) and ``fraction_in_transit`` (each with
+        ``_low``/``_high``): the state at T located with ``plateau=True`` (near stratum k) or not
+        (in transit). Costs one more integration per sample to :math:`\max T`.
+    early_stop : bool, default True
+        Stop a sample once its loss is below the smallest critical value above the global
+        minimum value and it locates at a global minimum (a certificate exact for atlases that
+        list every critical value: the limit of the flow is then a global minimum); such samples
+        skip the gradient-descent end game (``endgame`` False).
 
     Returns
     -------
@@ -282,6 +304,16 @@ def sample_basins(
     if n_workers is not None and (int(n_workers) != n_workers or n_workers < 1):
         raise ValueError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
     _executor_kind(scheduler)
+    if horizons is not None:
+        hz = np.atleast_1d(np.asarray(horizons, dtype=np.float64))
+        if hz.ndim != 1 or hz.size == 0 or not np.all(np.isfinite(hz) & (hz > 0)) or np.any(np.diff(hz) <= 0):
+            raise ValueError(
+                f"`horizons` must be a non-empty increasing sequence of positive times; got {horizons!r}. "
+                "Pass e.g. horizons=(5, 50, 500)."
+            )
+        horizons = tuple(float(h) for h in hz)
+    else:
+        horizons = ()
     if atlas is None:
         atlas = as_atlas(problem if problem is not None else model)
     elif not isinstance(atlas, Atlas):
@@ -302,6 +334,7 @@ def sample_basins(
 
     tolerances = {"rtol": rtol, "atol": atol} if integrator != "gd" else {"lr": lr}
     tolerances.update(polish_steps=int(polish_steps) if integrator != "gd" else 0)
+    tolerances.update(certify=bool(certify), early_stop=bool(early_stop), horizons=list(horizons))
     tolerances.update(grad_tol=float(grad_tol), t1=t1, t_max=t_max, max_steps=int(max_steps), max_norm=float(max_norm))
     attrs = {"flowgeom_version": __version__}
     attrs.update(_provenance(model, problem))
@@ -326,7 +359,8 @@ def sample_basins(
         model=model, atlas=atlas, initializer=ini if ini.seeded else _strip_array(ini), seed=seed,
         integrator=integrator, lr=lr, t1=t1, t_max=t_max, rtol=float(rtol), atol=float(atol),
         grad_tol=float(grad_tol), max_steps=int(max_steps), max_norm=float(max_norm), backend=backend,
-        keep_states=bool(keep_states), polish_steps=int(polish_steps),
+        keep_states=bool(keep_states), polish_steps=int(polish_steps), certify=bool(certify),
+        horizons=horizons, early=bool(early_stop),
     )
 
     # ---- what is left to do
@@ -367,7 +401,7 @@ def sample_basins(
         bar.close()
 
     # ---- assemble samples 0..n-1 in order
-    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",))
+    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",)) + (("horizon_limit",) if horizons else ())
     cols = {k: [] for k in names}
     pieces = (
         [(a, b, {k: g[k][:] for k in names}) for a, b, g in _completed(root)]
@@ -388,15 +422,38 @@ def sample_basins(
     if grow:
         lost = np.flatnonzero((arr["limit"] == UNCLASSIFIED) & (arr["status"] == 0))
         if lost.size:
-            arr["limit"][lost] = atlas.grow(arr["theta_final"][lost])
+            grown = atlas.grow(arr["theta_final"][lost])
+            same = arr["limit_exact"][lost] == arr["limit"][lost]
+            arr["limit"][lost] = grown
+            arr["limit_exact"][lost[same]] = grown[same]
     if not keep_states:
         del arr["theta_final"]
     sets = atlas.sets()
     index = {cs.key: i for i, cs in enumerate(sets)}
-    keys = arr["limit"]
-    arr["limit"] = np.array([index.get(int(k), UNCLASSIFIED) if k >= 0 else int(k) for k in keys], dtype=np.int64)
+
+    def to_index(keys):
+        keys = np.asarray(keys)
+        return np.array([index.get(int(k), UNCLASSIFIED) if k >= 0 else int(k) for k in keys.ravel()],
+                        dtype=np.int64).reshape(keys.shape)
+
+    arr["limit_numerical"] = to_index(arr.pop("limit"))
+    arr["limit_exact"] = to_index(arr["limit_exact"])
+    arr["limit"] = arr["limit_exact"].copy()
+    if horizons:
+        arr["horizon_limit"] = to_index(arr["horizon_limit"])
     _warn_non_strict(arr["limit"], sets, grad_tol)
+    attrs = dict(attrs)
+    attrs["certification"] = _CERT_DOC if certify else "off"
+    attrs["horizons"] = list(horizons)
     return _build_dataset(arr, sets, attrs, ci_level, ci_method)
+
+
+_CERT_DOC = (
+    "exact-flow limits (flowgeom.basins.limits): samples whose path comes within ||grad|| <= 1e-2 (1 + L) of a "
+    "strict saddle above their limit are re-run twice (Gauss-Legendre, rtol 1e-10, atol 1e-13) from theta0 + "
+    "delta ||theta0|| xi, delta = 1e-10 and 1e-6; rho = lambda (tau_1 - tau_2) / ln(1e4): rho >= 0.6 -> the exact "
+    "limit is the saddle (round-off escape), rho <= 0.25 -> the numerical limit (genuine escape), else undecided"
+)
 
 
 def _warn_non_strict(limit, sets, grad_tol):
@@ -447,6 +504,11 @@ def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
         "status": ("sample", arr["status"].astype(np.int8)),
         "n_grad_evals": ("sample", arr["n_grad_evals"].astype(np.int64)),
         "polished": ("sample", arr["polished"].astype(bool)),
+        "endgame": ("sample", arr["endgame"].astype(bool)),
+        "limit_numerical": ("sample", arr["limit_numerical"].astype(np.int64)),
+        "limit_exact": ("sample", arr["limit_exact"].astype(np.int64)),
+        "limit_decided": ("sample", arr["limit_decided"].astype(bool)),
+        "escape_ratio": ("sample", arr["escape_ratio"].astype(np.float64)),
         "count": ("stratum", fr.count),
         "fraction": ("stratum", fr.fraction),
         "fraction_low": ("stratum", fr.low),
@@ -457,6 +519,22 @@ def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
         data[f"fraction_{name}"] = ((), np.float64(f))
         data[f"fraction_{name}_low"] = ((), np.float64(lo))
         data[f"fraction_{name}_high"] = ((), np.float64(hi))
+    und = int(np.sum(~arr["limit_decided"]))
+    lo_u, hi_u = _CI[method](und, n, level)
+    data["count_undecided"] = ((), np.int64(und))
+    data["fraction_undecided"] = ((), np.float64(und / n))
+    data["fraction_undecided_low"] = ((), np.float64(lo_u))
+    data["fraction_undecided_high"] = ((), np.float64(hi_u))
+    hz = attrs.get("horizons") or []
+    if hz:
+        hl = arr["horizon_limit"]
+        frs = [basin_fractions(hl[:, j], K, level=level, method=method) for j in range(len(hz))]
+        data["fraction_by_horizon"] = (("horizon", "stratum"), np.stack([f.fraction for f in frs]))
+        data["fraction_by_horizon_low"] = (("horizon", "stratum"), np.stack([f.low for f in frs]))
+        data["fraction_by_horizon_high"] = (("horizon", "stratum"), np.stack([f.high for f in frs]))
+        for suffix, pos in (("", 1), ("_low", 2), ("_high", 3)):
+            data["fraction_in_transit" + suffix] = ("horizon", np.array([f.special["unclassified"][pos] for f in frs]))
+        data["horizon_limit"] = (("sample", "horizon"), hl)
     if "theta0" in arr:
         data["theta0"] = (("sample", "param"), arr["theta0"])
         data["theta_final"] = (("sample", "param"), arr["theta_final"])
@@ -467,6 +545,12 @@ def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
         "critical_value": ("stratum", np.asarray([cs.critical_value for cs in sets], dtype=np.float64)),
         "kind": ("stratum", np.array([_kind_of(cs) for cs in sets], dtype=object)),
     }
+    if hz:
+        coords["horizon"] = ("horizon", np.asarray(hz, dtype=np.float64))
+    attrs = dict(attrs)
+    n_dec = arr["endgame"].astype(bool)
+    attrs["fraction_endgame"] = float(np.mean(n_dec))
+    attrs["n_relabelled"] = int(np.sum(arr["limit_exact"] != arr["limit_numerical"]))
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     ds["limit"].attrs["description"] = "index into stratum; -1 unconverged, -2 diverged, -3 unclassified"
     ds["status"].attrs["description"] = "flowgeom.integrate.Status of the last segment"

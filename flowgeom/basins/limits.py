@@ -144,23 +144,24 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     cand = np.flatnonzero(np.isfinite(t_approach) & (np.asarray(limit_key) >= 0))
     if cand.size == 0 or model.n_params > CERTIFY_DENSE_MAX:
         return exact, decided, rho
-    # the approach state, re-integrated with the run's own integrator up to its save time
-    yp = np.empty((cand.size, theta0.shape[1]))
-    for i, c in enumerate(cand):
-        tp = float(t_approach[c])
-        if tp <= 0:
-            yp[i] = theta0[c]
-            continue
-        tr = integrate(model, theta0[c : c + 1], tp, method="invariant", rtol=RERUN_RTOL, atol=RERUN_ATOL,
-                       saveat=SaveAt(ts=np.array([0.0, tp]), states=False), grad_tol=0.0, max_steps=10**7)
-        yp[i] = tr.y_final[0]
+    # the approach states, re-integrated (one batched run saving at every candidate's approach time)
+    tps = np.unique(t_approach[cand])
+    pos = np.searchsorted(tps, t_approach[cand])
+    if tps[-1] > 0:
+        tr = integrate(model, theta0[cand], float(tps[-1]), method="invariant", rtol=RERUN_RTOL, atol=RERUN_ATOL,
+                       saveat=SaveAt(ts=np.concatenate([[0.0], tps]), states=True), grad_tol=0.0, max_steps=10**7)
+        yp = tr.ys[np.arange(cand.size), pos + 1]
+    else:
+        yp = theta0[cand].copy()
+    ok = np.all(np.isfinite(yp), axis=1)
+    yp = np.where(ok[:, None], yp, theta0[cand])
     lp = model.loss(yp)
     keys = np.asarray(atlas.locate(yp, lp, plateau=True), dtype=np.int64)
     with np.errstate(all="ignore"):
         ev = np.linalg.eigvalsh(model.hessian(yp))
     lam = -ev[:, 0]
     strict = lam > STRICT_TOL * (1.0 + np.abs(ev).max(axis=1))
-    run = np.flatnonzero((keys >= 0) & strict)
+    run = np.flatnonzero((keys >= 0) & strict & ok)
     if run.size == 0:
         return exact, decided, rho
     rows = cand[run]
@@ -172,8 +173,8 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
         for i, c in enumerate(rows):
             xi = np.random.default_rng([int(seed), int(index0 + c), 17]).standard_normal(th.shape[1])
             th[i] += d * np.linalg.norm(th[i]) * xi / np.linalg.norm(xi)
-        taus.append(np.array([_escape_time(model, th[i : i + 1], t_end[i], level[i : i + 1])[0]
-                              for i in range(rows.size)]))
+        tau = _escape_time(model, th, float(t_end.max()), level)
+        taus.append(np.where(tau <= t_end, tau, np.inf))
     with np.errstate(all="ignore"):
         r = lam[run] * (taus[0] - taus[1]) / np.log(DELTAS[1] / DELTAS[0])
     r = np.where(np.isinf(taus[0]) & np.isfinite(taus[1]), np.inf, r)
