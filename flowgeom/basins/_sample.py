@@ -209,8 +209,8 @@ def sample_basins(
         between two seeded perturbations of its initial state, :math:`\delta = 10^{-10}, 10^{-6}`)
         is re-labelled to the saddle. ``limit_numerical`` keeps the computed limit,
         ``limit_exact`` the decision, ``limit_decided`` whether the test was conclusive;
-        ``limit`` and the fractions use ``limit_exact``. Cost: two re-runs (Gauss--Legendre,
-        rtol 1e-10) of each candidate only.
+        ``limit`` and the fractions use ``limit_exact``. Cost: two re-runs (DOPRI5,
+        rtol 1e-12) of each candidate only.
     horizons : sequence of float, optional
         Finite horizons :math:`T_1 < T_2 < \dots`: adds the ``horizon`` dimension with
         ``fraction_by_horizon`` (horizon, stratum) and ``fraction_in_transit`` (each with
@@ -450,7 +450,7 @@ def sample_basins(
 
 _CERT_DOC = (
     "exact-flow limits (flowgeom.basins.limits): samples whose path comes within ||grad|| <= 1e-2 (1 + L) of a "
-    "strict saddle above their limit are re-run twice (Gauss-Legendre, rtol 1e-10, atol 1e-13) from theta0 + "
+    "strict saddle above their limit are re-run twice (DOPRI5, rtol 1e-12, atol 1e-15) from theta0 + "
     "delta ||theta0|| xi, delta = 1e-10 and 1e-6; rho = lambda (tau_1 - tau_2) / ln(1e4): rho >= 0.6 -> the exact "
     "limit is the saddle (round-off escape), rho <= 0.25 -> the numerical limit (genuine escape), else undecided"
 )
