@@ -20,7 +20,7 @@ def _all_values(s, r):
                    for k in range(r + 1) for S in itertools.combinations(range(s.size), k)})
 
 
-@pytest.mark.parametrize("s, widths", [([3.0, 2.0, 1.0], (3, 3, 3)), ([3.0, 2.0, 1.5], (3, 2, 3)), ([2.0, 1.0], (2, 2, 2))])
+@pytest.mark.parametrize("s, widths", [([3.0, 2.0, 1.0], (3, 3, 3)), ([3.0, 2.5, 1.0], (4, 3, 3)), ([2.0, 1.0], (2, 2, 2))])
 def test_barrier_is_the_second_critical_value(s, widths):
     pb = Problem.from_spectrum(s, widths)
     star, barrier = sublevel_barrier(as_atlas(pb))
