@@ -22,6 +22,13 @@ finished by a short gradient-descent end game (``polish_steps``). A converged st
 (:func:`flowgeom.critical.classify_point`, in canonical coordinates) *and* whose critical value
 its loss matches to within a fraction of the gap between critical values.
 
+Exact-flow limits (``certify``, default on): a floating-point trajectory on the stable manifold of a
+strict saddle escapes after :math:`\sim\ln(1/\varepsilon)/\lambda`; such samples are detected by how
+their escape time scales with seeded perturbations of the initial state and re-labelled to the saddle
+(:mod:`flowgeom.basins.limits`). Samples whose loss falls below the smallest critical value above the
+global minimum stop there (``early_stop``): their limit is a global minimum. ``horizons`` adds
+finite-time fractions.
+
 Scale: samples are processed in chunks of consecutive indices; sample i's initial state
 depends only on (seed, i) and each trajectory is integrated on its own adaptive step sequence,
 so the result does not depend on the chunking or on the scheduler (serial, local processes,
@@ -47,7 +54,8 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from flowgeom.basins.stats import _CI, _check_level, basin_fractions
+from flowgeom.basins.stats import _CI, _check_level
+from flowgeom.basins._dataset import _build_dataset, _kind_of
 from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _STATE_VARS, _Job
 from flowgeom.basins.schedule import _execute, _executor_kind
 from flowgeom.basins.store import STORE_KEY, _completed, _drop_incomplete, _missing_ranges, _open_store, _write_chunk
@@ -231,6 +239,14 @@ def sample_basins(
         ``fraction_low``, ``fraction_high`` per stratum; ``count_<outcome>``,
         ``fraction_<outcome>`` (+ ``_low``/``_high``) for unconverged, diverged, unclassified;
         coords ``label``, ``rank``, ``critical_value`` (and ``kind`` for the atlas).
+        Exact-flow limits: ``limit_numerical`` (what the floating-point flow reached),
+        ``limit_exact``, ``limit_decided``, ``escape_ratio`` (the certification's
+        :math:`\rho`, NaN where no saddle was passed closely) per sample, ``count_undecided``,
+        ``fraction_undecided`` (+ ``_low``/``_high``); attrs ``certification`` (method and
+        tolerances), ``n_relabelled``. ``endgame`` per sample (sent to the gradient-descent end game)
+        and attr ``fraction_endgame``. With ``horizons``: dim ``horizon``, ``fraction_by_horizon``
+        (horizon, stratum), ``fraction_in_transit`` (horizon), each with ``_low``/``_high``, and
+        ``horizon_limit`` (sample, horizon).
 
     Raises
     ------
@@ -481,77 +497,3 @@ def _warn_non_strict(limit, sets, grad_tol):
 def _strip_array(ini: Initializer) -> Initializer:
     """An array initializer without its array (the rows travel with each task instead)."""
     return Initializer(ini.name, ini.scale, ini.params, {}, None)
-
-
-def _kind_of(cs) -> str:
-    """The measured kind, else the closed form's where the atlas has one."""
-    if cs.measured:
-        return cs.kind
-    return str(cs.info.get("kind_closed_form", cs.kind))
-
-
-def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
-    n = arr["limit"].shape[0]
-    labels = [cs.label for cs in sets]
-    K = len(labels)
-    fr = basin_fractions(arr["limit"], K, level=level, method=method)
-    data = {
-        "limit": ("sample", arr["limit"].astype(np.int64)),
-        "final_loss": ("sample", arr["final_loss"]),
-        "final_grad_norm": ("sample", arr["final_grad_norm"]),
-        "invariant_drift": ("sample", arr["invariant_drift"]),
-        "t_final": ("sample", arr["t_final"]),
-        "status": ("sample", arr["status"].astype(np.int8)),
-        "n_grad_evals": ("sample", arr["n_grad_evals"].astype(np.int64)),
-        "polished": ("sample", arr["polished"].astype(bool)),
-        "endgame": ("sample", arr["endgame"].astype(bool)),
-        "limit_numerical": ("sample", arr["limit_numerical"].astype(np.int64)),
-        "limit_exact": ("sample", arr["limit_exact"].astype(np.int64)),
-        "limit_decided": ("sample", arr["limit_decided"].astype(bool)),
-        "escape_ratio": ("sample", arr["escape_ratio"].astype(np.float64)),
-        "count": ("stratum", fr.count),
-        "fraction": ("stratum", fr.fraction),
-        "fraction_low": ("stratum", fr.low),
-        "fraction_high": ("stratum", fr.high),
-    }
-    for name, (c, f, lo, hi) in fr.special.items():
-        data[f"count_{name}"] = ((), np.int64(c))
-        data[f"fraction_{name}"] = ((), np.float64(f))
-        data[f"fraction_{name}_low"] = ((), np.float64(lo))
-        data[f"fraction_{name}_high"] = ((), np.float64(hi))
-    und = int(np.sum(~arr["limit_decided"]))
-    lo_u, hi_u = _CI[method](und, n, level)
-    data["count_undecided"] = ((), np.int64(und))
-    data["fraction_undecided"] = ((), np.float64(und / n))
-    data["fraction_undecided_low"] = ((), np.float64(lo_u))
-    data["fraction_undecided_high"] = ((), np.float64(hi_u))
-    hz = attrs.get("horizons") or []
-    if hz:
-        hl = arr["horizon_limit"]
-        frs = [basin_fractions(hl[:, j], K, level=level, method=method) for j in range(len(hz))]
-        data["fraction_by_horizon"] = (("horizon", "stratum"), np.stack([f.fraction for f in frs]))
-        data["fraction_by_horizon_low"] = (("horizon", "stratum"), np.stack([f.low for f in frs]))
-        data["fraction_by_horizon_high"] = (("horizon", "stratum"), np.stack([f.high for f in frs]))
-        for suffix, pos in (("", 1), ("_low", 2), ("_high", 3)):
-            data["fraction_in_transit" + suffix] = ("horizon", np.array([f.special["unclassified"][pos] for f in frs]))
-        data["horizon_limit"] = (("sample", "horizon"), hl)
-    if "theta0" in arr:
-        data["theta0"] = (("sample", "param"), arr["theta0"])
-        data["theta_final"] = (("sample", "param"), arr["theta_final"])
-    coords = {
-        "sample": ("sample", np.arange(n, dtype=np.int64)),
-        "label": ("stratum", np.array(labels, dtype=object)),
-        "rank": ("stratum", np.asarray([cs.rank for cs in sets], dtype=np.int64)),
-        "critical_value": ("stratum", np.asarray([cs.critical_value for cs in sets], dtype=np.float64)),
-        "kind": ("stratum", np.array([_kind_of(cs) for cs in sets], dtype=object)),
-    }
-    if hz:
-        coords["horizon"] = ("horizon", np.asarray(hz, dtype=np.float64))
-    attrs = dict(attrs)
-    n_dec = arr["endgame"].astype(bool)
-    attrs["fraction_endgame"] = float(np.mean(n_dec))
-    attrs["n_relabelled"] = int(np.sum(arr["limit_exact"] != arr["limit_numerical"]))
-    ds = xr.Dataset(data, coords=coords, attrs=attrs)
-    ds["limit"].attrs["description"] = "index into stratum; -1 unconverged, -2 diverged, -3 unclassified"
-    ds["status"].attrs["description"] = "flowgeom.integrate.Status of the last segment"
-    return ds
