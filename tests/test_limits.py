@@ -107,3 +107,13 @@ def test_horizons_rejected(bad):
     pb = Problem.from_spectrum([2.0, 1.0], (2, 2, 2))
     with pytest.raises(ValueError, match="`horizons`"):
         sample_basins(pb, 2, seed=0, horizons=bad, scheduler="synchronous", progress=False)
+
+
+def test_horizons_through_a_store_match_memory(tmp_path):
+    pb = Problem.from_spectrum([2.0, 1.0], (2, 2, 2))
+    kw = dict(seed=4, init_scale=0.1, horizons=(1.0, 10.0), scheduler="synchronous", progress=False, chunk_size=4)
+    mem = sample_basins(pb, 8, **kw)
+    sto = sample_basins(pb, 8, store=tmp_path / "b.zarr", **kw)
+    assert np.array_equal(mem.horizon_limit.values, sto.horizon_limit.values)
+    assert np.array_equal(mem.limit_exact.values, sto.limit_exact.values)
+    np.testing.assert_array_equal(mem.fraction_by_horizon.values, sto.fraction_by_horizon.values)

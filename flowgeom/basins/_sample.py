@@ -56,7 +56,7 @@ import xarray as xr
 
 from flowgeom.basins.stats import _CI, _check_level
 from flowgeom.basins._dataset import _build_dataset, _kind_of
-from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _STATE_VARS, _Job
+from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _Job
 from flowgeom.basins.schedule import _execute, _executor_kind
 from flowgeom.basins.store import STORE_KEY, _completed, _drop_incomplete, _missing_ranges, _open_store, _write_chunk
 from flowgeom._version import __version__
@@ -417,7 +417,8 @@ def sample_basins(
         bar.close()
 
     # ---- assemble samples 0..n-1 in order
-    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",)) + (("horizon_limit",) if horizons else ())
+    names = _SAMPLE_VARS + (("theta0", "theta_final") if keep_states else ("theta_final",))
+    names += ("horizon_limit",) if horizons else ()
     cols = {k: [] for k in names}
     pieces = (
         [(a, b, {k: g[k][:] for k in names}) for a, b, g in _completed(root)]

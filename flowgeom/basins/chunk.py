@@ -243,4 +243,4 @@ _SAMPLE_VARS = (
     "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished", "endgame",
     "limit_exact", "limit_decided", "escape_ratio",
 )
-_STATE_VARS = ("theta0", "theta_final")
+_STATE_VARS = ("theta0", "theta_final", "horizon_limit")  # the store writes those present
