@@ -36,6 +36,8 @@ eigenvalue) are never re-labelled: a round-off seed escapes from them only polyn
 Cost: one tight re-run to the approach and two to :math:`t_{\rm approach} + 40/\lambda` per candidate plus one dense Hessian
 (measured: 100 balanced 2x2x2 samples in 3.9 s, against 0.15 s for 200 Gaussian ones that pass no saddle closely);
 samples that pass no saddle closely cost only the loss and gradient norm at the save points.
+Models with more than ``CERTIFY_DENSE_MAX`` parameters are not certified: their candidates are
+reported undecided.
 
 **Limits decided early** (issue 13). Along the flow :math:`L` decreases, so a state with
 :math:`L(\theta) - L_{\rm off} < L_b`, the smallest critical value above the global minimum value
@@ -146,7 +148,10 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     decided = np.ones(N, dtype=bool)
     rho = np.full(N, np.nan)
     cand = np.flatnonzero(np.isfinite(t_approach) & (np.asarray(limit_key) >= 0))
-    if cand.size == 0 or model.n_params > CERTIFY_DENSE_MAX:
+    if cand.size == 0:
+        return exact, decided, rho
+    if model.n_params > CERTIFY_DENSE_MAX:  # no dense Hessian: candidates stay undecided
+        decided[cand] = False
         return exact, decided, rho
     # the approach states, re-integrated (one batched run saving at every candidate's approach time)
     tps = np.unique(t_approach[cand])
