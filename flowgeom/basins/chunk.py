@@ -230,7 +230,9 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
     }
     if job.horizons:
         method = "invariant" if job.integrator == "invariant" else "dopri5"
-        out["horizon_limit"] = locate_horizons(job.model, job.atlas, theta0, job.horizons, rtol=job.rtol,
+        done = (limit >= 0) | (status == int(Status.CONVERGED))
+        out["horizon_limit"] = locate_horizons(job.model, job.atlas, theta0, job.horizons, y_final=y, t_final=t,
+                                               done=done, rtol=job.rtol,
                                                atol=job.atol, max_steps=job.max_steps, max_norm=job.max_norm,
                                                backend=job.backend, method=method)
     out["theta_final"] = y  # always: unclassified limits grow the atlas in the parent

@@ -195,18 +195,31 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     return exact, decided, rho
 
 
-def locate_horizons(model, atlas, theta0, horizons, *, rtol, atol, max_steps, max_norm, backend, method):
-    """Keys (N, n_horizons) of the states at the horizons (``plateau=True``; -3 in transit)."""
+def locate_horizons(model, atlas, theta0, horizons, *, y_final, t_final, done, rtol, atol, max_steps, max_norm,
+                    backend, method):
+    """Keys (N, n_horizons) of the states at the horizons (``plateau=True``; -3 in transit).
+
+    A sample whose limit is decided (``done``) by ``t_final`` sits at its limit for every later horizon:
+    its final state is located there, and the flow is re-integrated only up to the horizons still needed.
+    """
     hs = np.asarray(horizons, dtype=np.float64)
-    ts = np.concatenate([[0.0], hs])
-    tr = integrate(model, theta0, float(hs.max()), method=method, rtol=rtol, atol=atol,
-                   saveat=SaveAt(ts=ts, states=True), grad_tol=0.0, max_steps=max_steps,
-                   max_norm=max_norm, backend=backend)
-    ys = tr.ys[:, 1:, :]
-    N, H, n = ys.shape
-    flat = ys.reshape(N * H, n)
+    N, n = theta0.shape
+    need = np.where(done, np.minimum(t_final, hs.max()), hs.max())
+    t_run = float(hs[np.searchsorted(hs, need.max(), side="left").clip(max=hs.size - 1)])
+    ts_run = hs[hs <= t_run]
+    ys = np.repeat(y_final[:, None, :], hs.size, axis=1)
+    if ts_run.size:
+        tr = integrate(model, theta0, float(ts_run[-1]), method=method, rtol=rtol, atol=atol,
+                       saveat=SaveAt(ts=np.concatenate([[0.0], ts_run]), states=True), grad_tol=0.0,
+                       max_steps=max_steps, max_norm=max_norm, backend=backend)
+        late = done[:, None] & (t_final[:, None] <= ts_run[None, :])
+        ys[:, : ts_run.size] = np.where(late[:, :, None], ys[:, : ts_run.size], tr.ys[:, 1:, :])
+    # horizons after the run's end: the final state (decided samples) or in transit (NaN)
+    beyond = ~done[:, None] & (hs[None, :] > ts_run[-1] if ts_run.size else True)
+    ys = np.where(beyond[:, :, None], np.nan, ys)
+    flat = ys.reshape(N * hs.size, n)
     ok = np.all(np.isfinite(flat), axis=1)
-    keys = np.full(N * H, UNCLASSIFIED, dtype=np.int64)
+    keys = np.full(N * hs.size, UNCLASSIFIED, dtype=np.int64)
     if ok.any():
         keys[ok] = atlas.locate(flat[ok], model.loss(flat[ok]), plateau=True)
-    return keys.reshape(N, H)
+    return keys.reshape(N, hs.size)
