@@ -42,8 +42,8 @@ NAME = "fig10_horizons"
 SEED = 10
 S = (3.0, 2.0, 1.0)
 CONFIG = dict(seed=SEED, n_samples=48, depths=[1, 2, 3],
-              scales={"1": [1e-2, 1e-4, 1e-6, 1e-8], "2": [0.1, 0.05, 0.02, 0.01], "3": [0.3, 0.2, 0.1, 0.05]},
-              n_horizons=25, t_lo=0.1, t_hi=2e4)
+              scales={"1": [1e-2, 1e-4, 1e-6, 1e-8], "2": [0.05, 0.02, 0.01, 0.005], "3": [0.1, 0.05, 0.03, 0.02]},
+              n_horizons=60, t_lo=0.1, t_hi=2e4)
 QUICK_CONFIG = dict(seed=SEED, n_samples=6, depths=[1, 2],
                     scales={"1": [1e-2, 1e-6], "2": [0.1, 0.05]}, n_horizons=8, t_lo=0.1, t_hi=500.0)
 
