@@ -26,6 +26,7 @@ OSError is the input's fault; during the work only InputError, OSError and Memor
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import signal
 import sys
@@ -43,6 +44,7 @@ from flowgeom._cli_input import (  # noqa: F401  (BadInput is part of the CLI's 
     _check_scale_overflow,
     _checking,
     _first_line,
+    _floats,
     _ints,
     _model_of,
     _number,
@@ -166,14 +168,17 @@ def cmd_basins(args) -> int:
     target = make_target(args)
     _check_sampling(args, target)
     _check_resources("basins", args, target)
+    horizons = _horizons(args)
     out = _out_dir(args)
     with _store_errors():
         ds = sample_basins(target, args.samples, init=args.init, init_scale=args.init_scale,
                            integrator=args.integrator, lr=args.lr, seed=args.seed, scheduler=args.scheduler,
-                           store=args.store, progress=True)
+                           store=args.store, progress=True, horizons=horizons, certify=not args.no_certify,
+                           early_stop=not args.no_early_stop)
     _save(ds, out / "basins.nc", args)
     print(f"basins of {args.samples} initializations ({args.init}, integrator {args.integrator}):")
     _print_fractions(ds)
+    _print_limits(ds)
     print(f"-> {out / 'basins.nc'}")
     return 0
 
@@ -299,7 +304,9 @@ def cmd_atlas(args) -> int:
             target, samples=args.samples, transition_samples=args.transition_samples,
             transition_scale=args.transition_scale, seed=args.seed, measure=args.strata,
             basins_options={"init": args.init, "init_scale": args.init_scale, "integrator": args.integrator,
-                            "lr": args.lr, "scheduler": args.scheduler, "store": args.store},
+                            "lr": args.lr, "scheduler": args.scheduler, "store": args.store,
+                            "horizons": _horizons(args), "certify": not args.no_certify,
+                            "early_stop": not args.no_early_stop},
             progress=True,
         )
     print("\n== strata")
@@ -308,6 +315,7 @@ def cmd_atlas(args) -> int:
     _save(results["strata"], out / "strata.nc", args)
     print(f"\n== basins ({args.samples} samples)")
     _print_fractions(results["basins"])
+    _print_limits(results["basins"])
     _save(results["basins"], out / "basins.nc", args)
     if "transitions" in results:
         print(f"\n== transitions ({args.transition_samples} samples, init scale {args.transition_scale:g})")
@@ -335,6 +343,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"flowgeom: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)\n")
 
 
+def _print_limits(ds) -> None:
+    """How many limits the exact-flow certification re-decided, and the end game's share."""
+    a = ds.attrs
+    parts = []
+    if "n_relabelled" in a:
+        parts.append(f"re-decided by the exact flow: {int(a['n_relabelled'])}")
+    if "count_undecided" in ds:
+        parts.append(f"undecided: {int(ds['count_undecided'])}")
+    if "fraction_endgame" in a:
+        parts.append(f"end game: {float(a['fraction_endgame']):.1%} of samples")
+    if parts:
+        print("  " + ", ".join(parts))
+    if "fraction_by_horizon" in ds:
+        for j, T in enumerate(ds["horizon"].values):
+            frac = ds["fraction_by_horizon"].values[j]
+            best = int(np.argmax(frac))
+            print(f"  T = {float(T):g}: {float(frac[best]):.3f} near {ds['label'].values[best]}, "
+                  f"{float(ds['fraction_in_transit'].values[j]):.3f} in transit")
+
+
+def _horizons(args):
+    """``--horizons T1,T2,...``: positive, finite, increasing times (None when not given)."""
+    if getattr(args, "horizons", None) is None:
+        return None
+    with _checking("--horizons"):
+        ts = _floats(args.horizons, "--horizons")
+        if not all(math.isfinite(t) and t > 0 for t in ts) or list(ts) != sorted(set(ts)):
+            raise BadInput(f"`--horizons` must be increasing positive times like 5,50,500; got {args.horizons!r}")
+    return tuple(ts)
+
+
 def _add_sampling_args(p, samples_default=None):
     p.add_argument("--samples", type=_number("count"), required=samples_default is None, default=samples_default,
                    help="number of initializations" + (f" (default {samples_default})" if samples_default else ""))
@@ -347,6 +386,12 @@ def _add_sampling_args(p, samples_default=None):
     p.add_argument("--lr", type=_number("positive"), default=None, help="step size for --integrator gd")
     p.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler")
     p.add_argument("--store", default=None, help="Zarr store (PATH.zarr) to checkpoint and resume")
+    p.add_argument("--horizons", default=None,
+                   help="finite horizons T1,T2,...: fractions near each critical set at each T, and in transit")
+    p.add_argument("--no-certify", action="store_true",
+                   help="skip the exact-flow certification of round-off escapes from strict saddles")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="always finish samples at grad_tol (no early decision near the global minimum)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -216,14 +216,21 @@ _BASINS: dict[str, VariableSpec] = {
        for name, spec in _fraction_family(f"fraction_{k}", (), k, f"fraction {k}").items()},
     # coming (issue 15)
     "limit_numerical": _v(_SAMPLE, "numerical limit", "limit stratum found by integrating the flow; " + _LIMIT),
-    "limit_exact": _v(_SAMPLE, "exact limit", "limit stratum decided by the closed form; " + _LIMIT),
+    "limit_exact": _v(_SAMPLE, "exact limit", "limit of the exact flow (round-off escapes from strict saddles "
+                      "re-labelled to the saddle); " + _LIMIT),
+    "escape_ratio": _v(_SAMPLE, "escape ratio", "lambda (tau_1 - tau_2) / ln(delta_2/delta_1) of the exact-limit "
+                       "test; NaN where no strict saddle was passed closely", _ONE),
+    "horizon_limit": _v(("sample", "horizon"), "limit at horizon", "stratum the state at the horizon is located "
+                        "near (plateau); -3 in transit"),
+    "count_undecided": _v((), "undecided count", "number of samples whose exact-flow limit was not decided"),
+    **_fraction_family("fraction_undecided", (), "whose exact-flow limit was not decided", "fraction undecided"),
     "limit_decided": _v(_SAMPLE, "limit decided", "true when the limit is decided (not left in transit)"),
     "horizon": _v(("horizon",), "time horizon", "flow time at which the fractions are counted", _ONE),
     **_fraction_family("fraction_by_horizon", ("horizon", "stratum"), "on the stratum at the horizon",
                        "basin fraction by horizon"),
     **_fraction_family("fraction_in_transit", ("horizon",), "still in transit (not yet near a limit) at the "
                        "horizon", "fraction in transit"),
-    "endgame": _v(_SAMPLE, "endgame", "how the end of the trajectory was decided"),
+    "endgame": _v(_SAMPLE, "endgame", "true when the sample was sent to the gradient-descent end game"),
 }
 
 _E, _VI, _N, _ST = ("edge",), ("visit",), ("node",), ("step",)

@@ -285,8 +285,10 @@ def _check_contract(ds, n, n_strata):
 
 
 def test_fractions_sum_to_one_and_limits_are_critical(p322):
+    # early_stop=False: every sample is finished by the flow + end game to grad_tol (tests/test_limits.py
+    # checks that the early decision gives the same limits)
     ds = sample_basins(p322, 40, seed=11, init_scale=0.5, scheduler="synchronous", ci_method="clopper-pearson",
-                       ci_level=0.9, **FAST)
+                       ci_level=0.9, early_stop=False, **FAST)
     _check_contract(ds, 40, 4)
     assert ds.attrs["ci_level"] == 0.9 and ds.attrs["ci_method"] == "clopper-pearson"
     conv = ds.limit.values >= 0
@@ -525,7 +527,8 @@ def test_unwhitened_data_and_deeper_network(capsys):
     Y = U_Y @ np.array([[2.0, 0, 0], [0, 1.0, 0]]) @ Q.T
     pb = Problem.from_data(X, Y, (3, 2, 2))
     assert not pb.whitened
-    ds = sample_basins(pb, 3, seed=22, scheduler="synchronous", t1=30.0, backend="numpy", progress=True)
+    ds = sample_basins(pb, 3, seed=22, scheduler="synchronous", t1=30.0, backend="numpy", progress=True,
+                       early_stop=False)
     assert "sample" in capsys.readouterr().err  # the tqdm bar: samples done and rate
     _check_contract(ds, 3, 4)
     ok = ds.limit.values >= 0
@@ -533,6 +536,9 @@ def test_unwhitened_data_and_deeper_network(capsys):
     # final losses are the canonical critical values plus the data offset
     np.testing.assert_allclose(ds.final_loss.values, ds.critical_value.values[ds.limit.values] + pb.loss_offset,
                                atol=1e-10)
+    # the early decision (sublevel certificate, data offset included) gives the same limits
+    early = sample_basins(pb, 3, seed=22, scheduler="synchronous", t1=30.0, backend="numpy", progress=False)
+    assert np.array_equal(early.limit.values, ds.limit.values)
     deep = Problem.from_spectrum([2.0, 1.0], (3, 2, 2, 2))
     dd = sample_basins(deep, 8, seed=23, scheduler="synchronous", **QUICK)
     _check_contract(dd, 8, 4)

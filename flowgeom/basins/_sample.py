@@ -22,6 +22,13 @@ finished by a short gradient-descent end game (``polish_steps``). A converged st
 (:func:`flowgeom.critical.classify_point`, in canonical coordinates) *and* whose critical value
 its loss matches to within a fraction of the gap between critical values.
 
+Exact-flow limits (``certify``, default on): a floating-point trajectory on the stable manifold of a
+strict saddle escapes after :math:`\sim\ln(1/\varepsilon)/\lambda`; such samples are detected by how
+their escape time scales with seeded perturbations of the initial state and re-labelled to the saddle
+(:mod:`flowgeom.basins.limits`). Samples whose loss falls below the smallest critical value above the
+global minimum stop there (``early_stop``): their limit is a global minimum. ``horizons`` adds
+finite-time fractions.
+
 Scale: samples are processed in chunks of consecutive indices; sample i's initial state
 depends only on (seed, i) and each trajectory is integrated on its own adaptive step sequence,
 so the result does not depend on the chunking or on the scheduler (serial, local processes,
@@ -49,8 +56,9 @@ import numpy as np
 from flowgeom._validate import InputError
 import xarray as xr
 
-from flowgeom.basins.stats import _CI, _check_level, basin_fractions
-from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _STATE_VARS, _Job
+from flowgeom.basins.stats import _CI, _check_level
+from flowgeom.basins._dataset import _build_dataset, _kind_of
+from flowgeom.basins.chunk import DEFAULT_POLISH_STEPS, _SAMPLE_VARS, _Job
 from flowgeom.basins.schedule import _execute, _executor_kind
 from flowgeom.basins.store import (
     _assemble, _close_store, _completed, _missing_ranges, _open_store, _read_chunks, _stored_seed, _write_chunk,
@@ -126,6 +134,9 @@ def sample_basins(
     keep_states: bool = False,
     backend: str = "auto",
     on_chunk: Callable[[int, int], None] | None = None,
+    certify: bool = True,
+    horizons=None,
+    early_stop: bool = True,
 ) -> xr.Dataset:
     r"""Measure basins: sample initializations, run the flow, classify limits, count with CIs.
 
@@ -208,6 +219,25 @@ def sample_basins(
         Passed to the integrator.
     on_chunk : callable, optional
         ``on_chunk(start, stop)`` after each chunk is recorded (and stored).
+    certify : bool, default True
+        Decide the limit of the *exact* flow for samples that pass a strict saddle closely
+        (:mod:`flowgeom.basins.limits`): a sample whose escape is driven by round-off and
+        integration error (the escape time grows like :math:`\ln(\delta_2/\delta_1)/\lambda`
+        between two seeded perturbations of its initial state, :math:`\delta = 10^{-10}, 10^{-6}`)
+        is re-labelled to the saddle. ``limit_numerical`` keeps the computed limit,
+        ``limit_exact`` the decision, ``limit_decided`` whether the test was conclusive;
+        ``limit`` and the fractions use ``limit_exact``. Cost: two re-runs (DOPRI5,
+        rtol 1e-12) of each candidate only.
+    horizons : sequence of float, optional
+        Finite horizons :math:`T_1 < T_2 < \dots`: adds the ``horizon`` dimension with
+        ``fraction_by_horizon`` (horizon, stratum) and ``fraction_in_transit`` (each with
+        ``_low``/``_high``): the state at T located with ``plateau=True`` (near stratum k) or not
+        (in transit). Costs one more integration per sample to :math:`\max T`.
+    early_stop : bool, default True
+        Stop a sample once its loss is below the smallest critical value above the global
+        minimum value and it locates at a global minimum (a certificate exact for atlases that
+        list every critical value: the limit of the flow is then a global minimum); such samples
+        skip the gradient-descent end game (``endgame`` False).
 
     Returns
     -------
@@ -218,6 +248,14 @@ def sample_basins(
         ``fraction_low``, ``fraction_high`` per stratum; ``count_<outcome>``,
         ``fraction_<outcome>`` (+ ``_low``/``_high``) for unconverged, diverged, unclassified;
         coords ``label``, ``rank``, ``critical_value`` (and ``kind`` for the atlas).
+        Exact-flow limits: ``limit_numerical`` (what the floating-point flow reached),
+        ``limit_exact``, ``limit_decided``, ``escape_ratio`` (the certification's
+        :math:`\rho`, NaN where no saddle was passed closely) per sample, ``count_undecided``,
+        ``fraction_undecided`` (+ ``_low``/``_high``); attrs ``certification`` (method and
+        tolerances), ``n_relabelled``. ``endgame`` per sample (sent to the gradient-descent end game)
+        and attr ``fraction_endgame``. With ``horizons``: dim ``horizon``, ``fraction_by_horizon``
+        (horizon, stratum), ``fraction_in_transit`` (horizon), each with ``_low``/``_high``, and
+        ``horizon_limit`` (sample, horizon).
 
     Raises
     ------
@@ -291,6 +329,16 @@ def sample_basins(
     if n_workers is not None and (int(n_workers) != n_workers or n_workers < 1):
         raise InputError(f"`n_workers` must be a positive integer; got {n_workers!r}.")
     _executor_kind(scheduler)
+    if horizons is not None:
+        hz = np.atleast_1d(np.asarray(horizons, dtype=np.float64))
+        if hz.ndim != 1 or hz.size == 0 or not np.all(np.isfinite(hz) & (hz > 0)) or np.any(np.diff(hz) <= 0):
+            raise ValueError(
+                f"`horizons` must be a non-empty increasing sequence of positive times; got {horizons!r}. "
+                "Pass e.g. horizons=(5, 50, 500)."
+            )
+        horizons = tuple(float(h) for h in hz)
+    else:
+        horizons = ()
     if atlas is None:
         atlas = as_atlas(problem if problem is not None else model)
     elif not isinstance(atlas, Atlas):
@@ -304,6 +352,7 @@ def sample_basins(
 
     tolerances = {"rtol": rtol, "atol": atol} if integrator != "gd" else {"lr": lr}
     tolerances.update(polish_steps=int(polish_steps) if integrator != "gd" else 0)
+    tolerances.update(certify=bool(certify), early_stop=bool(early_stop), horizons=list(horizons))
     tolerances.update(grad_tol=float(grad_tol), t1=t1, t_max=t_max, max_steps=int(max_steps), max_norm=float(max_norm))
     attrs = {"flowgeom_version": __version__}
     attrs.update(_provenance(model, problem))
@@ -328,7 +377,8 @@ def sample_basins(
         model=model, atlas=atlas, initializer=ini if ini.seeded else _strip_array(ini), seed=seed,
         integrator=integrator, lr=lr, t1=t1, t_max=t_max, rtol=float(rtol), atol=float(atol),
         grad_tol=float(grad_tol), max_steps=int(max_steps), max_norm=float(max_norm), backend=backend,
-        keep_states=bool(keep_states), polish_steps=int(polish_steps),
+        keep_states=bool(keep_states), polish_steps=int(polish_steps), certify=bool(certify),
+        horizons=horizons, early=bool(early_stop),
     )
 
     # ---- what is left to do
@@ -362,7 +412,8 @@ def sample_basins(
         if on_chunk is not None:
             on_chunk(res["start"], res["stop"])
 
-    names = _SAMPLE_VARS + (_STATE_VARS if keep_states else ("theta_final",))
+    names = _SAMPLE_VARS + (("theta0", "theta_final") if keep_states else ("theta_final",))
+    names += ("horizon_limit",) if horizons else ()
     try:
         _execute(job, tasks, scheduler, n_workers, handle)
         # ---- samples 0..n-1 in order; stored chunks are verified again as they are read
@@ -375,15 +426,38 @@ def sample_basins(
     if grow:
         lost = np.flatnonzero((arr["limit"] == UNCLASSIFIED) & (arr["status"] == 0))
         if lost.size:
-            arr["limit"][lost] = atlas.grow(arr["theta_final"][lost])
+            grown = atlas.grow(arr["theta_final"][lost])
+            same = arr["limit_exact"][lost] == arr["limit"][lost]
+            arr["limit"][lost] = grown
+            arr["limit_exact"][lost[same]] = grown[same]
     if not keep_states:
         del arr["theta_final"]
     sets = atlas.sets()
     index = {cs.key: i for i, cs in enumerate(sets)}
-    keys = arr["limit"]
-    arr["limit"] = np.array([index.get(int(k), UNCLASSIFIED) if k >= 0 else int(k) for k in keys], dtype=np.int64)
+
+    def to_index(keys):
+        keys = np.asarray(keys)
+        return np.array([index.get(int(k), UNCLASSIFIED) if k >= 0 else int(k) for k in keys.ravel()],
+                        dtype=np.int64).reshape(keys.shape)
+
+    arr["limit_numerical"] = to_index(arr.pop("limit"))
+    arr["limit_exact"] = to_index(arr["limit_exact"])
+    arr["limit"] = arr["limit_exact"].copy()
+    if horizons:
+        arr["horizon_limit"] = to_index(arr["horizon_limit"])
     _warn_non_strict(arr["limit"], sets, grad_tol)
+    attrs = dict(attrs)
+    attrs["certification"] = _CERT_DOC if certify else "off"
+    attrs["horizons"] = list(horizons)
     return _build_dataset(arr, sets, attrs, ci_level, ci_method)
+
+
+_CERT_DOC = (
+    "exact-flow limits (flowgeom.basins.limits): samples whose path comes within ||grad|| <= 1e-2 (1 + L) of a "
+    "strict saddle above their limit are re-run twice (DOPRI5, rtol 1e-12, atol 1e-15) from theta0 + "
+    "delta ||theta0|| xi, delta = 1e-10 and 1e-6; rho = lambda (tau_1 - tau_2) / ln(1e4): rho >= 0.6 -> the exact "
+    "limit is the saddle (round-off escape), rho <= 0.25 -> the numerical limit (genuine escape), else undecided"
+)
 
 
 def _warn_non_strict(limit, sets, grad_tol):
@@ -411,50 +485,3 @@ def _warn_non_strict(limit, sets, grad_tol):
 def _strip_array(ini: Initializer) -> Initializer:
     """An array initializer without its array (the rows travel with each task instead)."""
     return Initializer(ini.name, ini.scale, ini.params, {}, None)
-
-
-def _kind_of(cs) -> str:
-    """The measured kind, else the closed form's where the atlas has one."""
-    if cs.measured:
-        return cs.kind
-    return str(cs.info.get("kind_closed_form", cs.kind))
-
-
-def _build_dataset(arr, sets, attrs, level, method) -> xr.Dataset:
-    n = arr["limit"].shape[0]
-    labels = [cs.label for cs in sets]
-    K = len(labels)
-    fr = basin_fractions(arr["limit"], K, level=level, method=method)
-    data = {
-        "limit": ("sample", arr["limit"].astype(np.int64)),
-        "final_loss": ("sample", arr["final_loss"]),
-        "final_grad_norm": ("sample", arr["final_grad_norm"]),
-        "invariant_drift": ("sample", arr["invariant_drift"]),
-        "t_final": ("sample", arr["t_final"]),
-        "status": ("sample", arr["status"].astype(np.int8)),
-        "n_grad_evals": ("sample", arr["n_grad_evals"].astype(np.int64)),
-        "polished": ("sample", arr["polished"].astype(bool)),
-        "count": ("stratum", fr.count),
-        "fraction": ("stratum", fr.fraction),
-        "fraction_low": ("stratum", fr.low),
-        "fraction_high": ("stratum", fr.high),
-    }
-    for name, (c, f, lo, hi) in fr.special.items():
-        data[f"count_{name}"] = ((), np.int64(c))
-        data[f"fraction_{name}"] = ((), np.float64(f))
-        data[f"fraction_{name}_low"] = ((), np.float64(lo))
-        data[f"fraction_{name}_high"] = ((), np.float64(hi))
-    if "theta0" in arr:
-        data["theta0"] = (("sample", "param"), arr["theta0"])
-        data["theta_final"] = (("sample", "param"), arr["theta_final"])
-    coords = {
-        "sample": ("sample", np.arange(n, dtype=np.int64)),
-        "label": ("stratum", np.array(labels, dtype=object)),
-        "rank": ("stratum", np.asarray([cs.rank for cs in sets], dtype=np.int64)),
-        "critical_value": ("stratum", np.asarray([cs.critical_value for cs in sets], dtype=np.float64)),
-        "kind": ("stratum", np.array([_kind_of(cs) for cs in sets], dtype=object)),
-    }
-    ds = xr.Dataset(data, coords=coords, attrs=attrs)
-    ds["limit"].attrs["description"] = "index into stratum; -1 unconverged, -2 diverged, -3 unclassified"
-    ds["status"].attrs["description"] = "flowgeom.integrate.Status of the last segment"
-    return ds

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from flowgeom._types import FloatArray
-from flowgeom.critical.atlas import Limit
+from flowgeom.critical.atlas import UNCLASSIFIED, Limit
 from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
 from flowgeom.basins.samplers import Initializer
+from flowgeom.basins.limits import SAVES_PER_SEGMENT, approach_candidates, certify, decided_early, locate_horizons
 
 # End game: an explicit adaptive solver cannot resolve the state below its error tolerance,
 # so near a stable limit its gradient norm stalls at ~ lambda_max * (atol + rtol |theta|)
@@ -54,13 +55,17 @@ class _Job:
     backend: str
     keep_states: bool
     polish_steps: int = 0
+    certify: bool = False
+    horizons: tuple = ()
+    early: bool = True
 
 
 _RESUMABLE = (int(Status.REACHED_T1), int(Status.MAX_STEPS))
 
 
 def _segment(job: _Job, y, duration):
-    saveat = SaveAt(ts=np.array([0.0, duration]), states=False)
+    n_save = SAVES_PER_SEGMENT if job.certify else 2
+    saveat = SaveAt(ts=np.linspace(0.0, duration, n_save), states=False)
     if job.integrator == "gd":
         return gradient_descent(job.model, y, job.lr, t1=duration, saveat=saveat, grad_tol=job.grad_tol,
                                 max_norm=job.max_norm, backend=job.backend)
@@ -104,7 +109,7 @@ def _polish(job: _Job, y, gnorm):
     out = {
         "y": y.copy(), "t": np.zeros(N), "status": np.full(N, int(Status.REACHED_T1), dtype=np.int8),
         "loss": np.full(N, np.nan), "gnorm": np.full(N, np.nan), "drift": np.zeros(N),
-        "n_rhs": np.zeros(N, dtype=np.int64),
+        "n_rhs": np.zeros(N, dtype=np.int64), "eligible": eligible,
     }
     for e in np.unique(expo[eligible]):
         g = np.flatnonzero(expo == e)
@@ -141,6 +146,9 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
     drift = np.zeros(N)
     n_rhs = np.zeros(N, dtype=np.int64)
     polished = np.zeros(N, dtype=bool)
+    endgame = np.zeros(N, dtype=bool)
+    early = np.full(N, UNCLASSIFIED, dtype=np.int64)
+    saves_t, saves_l, saves_g = [], [], []
     c0, c0n = _conserved_norm(job.model, theta0)
 
     def record(idx, y_new, t_add, st, ls, gn, seg_drift, rhs, y_start):
@@ -163,12 +171,24 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         tr = _segment(job, y_start, duration)
         record(active, tr.y_final, tr.t_final, tr.status, tr.loss_final, tr.grad_norm_final,
                tr.invariant_drift, tr.n_rhs, y_start)
+        if job.certify:
+            for arr_, val in ((saves_t, horizon + tr.ts), (saves_l, tr.loss), (saves_g, tr.grad_norm)):
+                full = np.full((N, tr.ts.size), np.nan)
+                full[active] = val
+                arr_.append(full)
         horizon += duration
         again = np.isin(tr.status, _RESUMABLE)
+        if job.early and job.integrator != "gd" and again.any():
+            sub = active[again]
+            keys = decided_early(job.atlas, y[sub], loss[sub])
+            hit = keys >= 0
+            early[sub[hit]] = keys[hit]
+            again[np.flatnonzero(again)[hit]] = False
         if job.polish_steps and job.integrator != "gd" and again.any():
             sub = active[again]
             pol = _polish(job, y[sub], gnorm[sub])
             ok = pol["status"] == int(Status.CONVERGED)
+            endgame[sub[pol["eligible"]]] = True
             if ok.any():
                 idx = sub[ok]
                 record(idx, pol["y"][ok], pol["t"][ok], pol["status"][ok], pol["loss"][ok], pol["gnorm"][ok],
@@ -186,6 +206,12 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
     if conv.size:
         # keys of the atlas's critical sets (the parent maps them to strata)
         limit[conv] = np.asarray(job.atlas.locate(y[conv], loss[conv]), dtype=np.int64)
+    limit = np.where(early >= 0, early, limit)
+    exact, decided, rho = limit.copy(), np.ones(N, dtype=bool), np.full(N, np.nan)
+    if job.certify and job.integrator != "gd":
+        tap = approach_candidates(np.concatenate(saves_t, axis=1), np.concatenate(saves_l, axis=1),
+                                  np.concatenate(saves_g, axis=1), loss)
+        exact, decided, rho = certify(job.model, job.atlas, theta0, tap, loss, limit, seed=job.seed, index0=start)
     out = {
         "start": start,
         "stop": stop,
@@ -197,7 +223,18 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         "status": status,
         "n_grad_evals": n_rhs,
         "polished": polished,
+        "endgame": endgame,
+        "limit_exact": exact,
+        "limit_decided": decided,
+        "escape_ratio": rho,
     }
+    if job.horizons:
+        method = "invariant" if job.integrator == "invariant" else "dopri5"
+        done = (limit >= 0) | (status == int(Status.CONVERGED))
+        out["horizon_limit"] = locate_horizons(job.model, job.atlas, theta0, job.horizons, y_final=y, t_final=t,
+                                               done=done, rtol=job.rtol,
+                                               atol=job.atol, max_steps=job.max_steps, max_norm=job.max_norm,
+                                               backend=job.backend, method=method)
     out["theta_final"] = y  # always: unclassified limits grow the atlas in the parent
     if job.keep_states:
         out["theta0"] = theta0
@@ -205,6 +242,7 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
 
 
 _SAMPLE_VARS = (
-    "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished",
+    "limit", "final_loss", "final_grad_norm", "invariant_drift", "t_final", "status", "n_grad_evals", "polished", "endgame",
+    "limit_exact", "limit_decided", "escape_ratio",
 )
-_STATE_VARS = ("theta0", "theta_final")
+_STATE_VARS = ("theta0", "theta_final", "horizon_limit")  # the store writes those present
