@@ -474,6 +474,11 @@ def main(argv=None) -> int:
     except MemoryError:
         message = "out of memory; lower `--samples`, `--transition-samples` or the problem size (`--widths`)"
     except KeyboardInterrupt:
+        # the run is over: a further Ctrl-C or SIGTERM while the interpreter exits must not turn
+        # the clean exit into a death by signal
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        previous = None
         print("flowgeom: interrupted", file=sys.stderr)
         return 130
     finally:

@@ -105,12 +105,13 @@ def test_finished_chunks_are_handled_on_interrupt(p322, tmp_path):
         if len(seen) == 1:
             raise KeyboardInterrupt
 
+    before = set(_children(os.getpid()))  # children of earlier tests (a dask cluster, a browser) are not ours
     t0 = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         sample_basins(p322, 32, seed=3, chunk_size=8, scheduler="processes", n_workers=2, store=store,
                       on_chunk=interrupt_after_one, **QUICK)
     assert time.perf_counter() - t0 < 60
-    assert _wait_for(lambda: _children(os.getpid()) == [], 5.0)
+    assert _wait_for(lambda: set(_children(os.getpid())) <= before, 5.0)
     redone = []
     got = sample_basins(p322, 32, seed=3, chunk_size=8, scheduler="synchronous", store=store,
                         on_chunk=lambda a, b: redone.append((a, b)), **QUICK)
@@ -191,7 +192,7 @@ def test_interrupted_cli_stores_finished_chunks_and_leaves_no_worker(tmp_path, s
                 time.sleep(0.05)
             _, err = proc.communicate(timeout=10)
             assert time.monotonic() - t0 < 5.0
-            assert proc.returncode == 130 and "Traceback" not in err, err
+            assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, err)
             assert _wait_for(lambda: not any(_alive(p) for p in workers), 5.0)
         finally:
             proc.kill()
