@@ -334,3 +334,16 @@ def _start(rec: _Recorder, idx, y, f, t0, grad_tol, max_norm):
     rec.finish(idx[bad], Status.DIVERGED, y[bad], t0, jsave[bad])
     rec.finish(idx[conv], Status.CONVERGED, y[conv], t0, jsave[conv], gnorm=gn[conv])
     return ~(bad | conv), jsave
+
+
+def _retire(rec: _Recorder, status, attempts, max_steps, idx, y, t, jsave):
+    """End of a step of every adaptive method: out of budget -> MAX_STEPS; close every trajectory whose
+    status is set; returns the mask of those still running (the caller compacts its own arrays)."""
+    status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS
+    done = status != _RUNNING
+    if done.any():
+        for code in Status:
+            sel = np.flatnonzero(status == code)
+            if sel.size:
+                rec.finish(idx[sel], code, y[sel], t[sel], jsave[sel])
+    return ~done

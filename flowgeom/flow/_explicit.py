@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _retire,
     _RUNNING,
     DP_A,
     DP_D,
@@ -130,14 +131,8 @@ def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps
             status[~accept & underflow(h, t) & (status == _RUNNING)] = Status.FAILED
         elif not np.all(accept):
             status[~accept] = Status.FAILED  # fixed step produced a non-finite state
-        status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS
-        done = status != _RUNNING
-        if done.any():
-            for code in Status:
-                sel = np.flatnonzero(done & (status == code))
-                if sel.size:
-                    rec.finish(idx[sel], code, y[sel], t[sel], jsave[sel])
-            keep = ~done
+        keep = _retire(rec, status, attempts, max_steps, idx, y, t, jsave)
+        if not keep.all():
             idx, y, f, t, h, jsave = idx[keep], y[keep], f[keep], t[keep], h[keep], jsave[keep]
             rejected, attempts = rejected[keep], attempts[keep]
 

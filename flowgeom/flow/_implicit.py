@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _retire,
     _RUNNING,
     Status,
     _initial_step,
@@ -313,13 +314,7 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, solver, rtol, atol, gr
             status[~accept & underflow(h, t) & (status == _RUNNING)] = Status.FAILED
         else:
             status[~accept & (status == _RUNNING)] = Status.FAILED
-        status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS
-        done = status != _RUNNING
-        if done.any():
-            for code in Status:
-                sel = np.flatnonzero(status == code)
-                if sel.size:
-                    rec.finish(idx[sel], code, y[sel], t[sel], jsave[sel])
-            keep = ~done
+        keep = _retire(rec, status, attempts, max_steps, idx, y, t, jsave)
+        if not keep.all():
             idx, y, f, t, h, jsave = idx[keep], y[keep], f[keep], t[keep], h[keep], jsave[keep]
             rejected, attempts = rejected[keep], attempts[keep]

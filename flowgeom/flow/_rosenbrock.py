@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowgeom.flow._base import Status, _initial_step, _Recorder, _start
+from flowgeom.flow._base import _retire, Status, _initial_step, _Recorder, _start
 from flowgeom.flow._controller import error_norm, step_factor, underflow
 from flowgeom.flow._status import RUNNING as _RUNNING
 
@@ -314,13 +314,7 @@ def rosenbrock(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, m
             status[~accept & underflow(h, t) & (status == _RUNNING)] = Status.FAILED
         else:
             status[~accept & (status == _RUNNING)] = Status.FAILED
-        status[(status == _RUNNING) & (attempts >= max_steps)] = Status.MAX_STEPS
-        done = status != _RUNNING
-        if done.any():
-            for code in Status:
-                sel = np.flatnonzero(status == code)
-                if sel.size:
-                    rec.finish(idx[sel], code, y[sel], t[sel], jsave[sel])
-            keep = ~done
+        keep = _retire(rec, status, attempts, max_steps, idx, y, t, jsave)
+        if not keep.all():
             idx, y, f, t, h, jsave = idx[keep], y[keep], f[keep], t[keep], h[keep], jsave[keep]
             rejected, attempts = rejected[keep], attempts[keep]
