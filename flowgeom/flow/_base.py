@@ -347,3 +347,25 @@ def _retire(rec: _Recorder, status, attempts, max_steps, idx, y, t, jsave):
             if sel.size:
                 rec.finish(idx[sel], code, y[sel], t[sel], jsave[sel])
     return ~done
+
+
+def _begin(rec: _Recorder, fun, idx, y0, t0, t1, *, order, rtol, atol, dt0, adaptive, grad_tol, max_norm):
+    """Start of every adaptive method: the field at t0, the save points at t0, trajectories already
+    done at t0 closed, and the first step (Hairer's guess, or ``dt0``).
+
+    Returns ``(idx, y, f, t, h, jsave)`` of the trajectories to integrate, or None when none is left.
+    """
+    y = np.array(y0, dtype=np.float64, copy=True)
+    f = fun(y)
+    rec.n_rhs[idx] += 1
+    keep, jsave = _start(rec, idx, y, f, t0, grad_tol, max_norm)
+    idx, y, f, jsave = idx[keep], y[keep], f[keep], jsave[keep]
+    if idx.size == 0:
+        return None
+    t = np.full(idx.size, t0)
+    if adaptive and dt0 is None:
+        h = _initial_step(fun, y, f, t1 - t, order, rtol, atol)
+        rec.n_rhs[idx] += 1
+    else:
+        h = np.full(idx.size, float(dt0))
+    return idx, y, f, t, h, jsave

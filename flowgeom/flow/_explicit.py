@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _begin,
     _retire,
     _RUNNING,
     DP_A,
@@ -16,10 +17,8 @@ from flowgeom.flow._base import (
     DP_E,
     DP_ERROR_EXPONENT,
     Status,
-    _initial_step,
     _Recorder,
     _rms,
-    _start,
 )
 from flowgeom.flow._controller import step_factor, underflow
 
@@ -34,20 +33,11 @@ def _dopri5_numpy(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps
     def fun(y):
         return -model.grad(y)
 
-    idx = np.arange(N)
-    y = y0.copy()
-    f = fun(y)
-    rec.n_rhs += 1
-    keep, jsave = _start(rec, idx, y, f, t0, grad_tol, max_norm)
-    idx, y, f, jsave = idx[keep], y[keep], f[keep], jsave[keep]
-    t = np.full(idx.size, t0)
-    if idx.size == 0:
+    begun = _begin(rec, fun, np.arange(N), y0, t0, t1, order=4, rtol=rtol, atol=atol, dt0=dt0, adaptive=adaptive,
+                   grad_tol=grad_tol, max_norm=max_norm)
+    if begun is None:
         return
-    if adaptive and dt0 is None:
-        h = _initial_step(fun, y, f, t1 - t, 4, rtol, atol)
-        rec.n_rhs[idx] += 1
-    else:
-        h = np.full(idx.size, dt0)
+    idx, y, f, t, h, jsave = begun
     rejected = np.zeros(idx.size, dtype=bool)
     attempts = np.zeros(idx.size, dtype=np.int64)
     K = np.empty((7,) + y.shape)

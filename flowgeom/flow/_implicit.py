@@ -40,13 +40,12 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.flow._base import (
+    _begin,
     _retire,
     _RUNNING,
     Status,
-    _initial_step,
     _Recorder,
     _rms,
-    _start,
 )
 from flowgeom.flow._controller import step_factor, underflow
 
@@ -201,18 +200,11 @@ def _gl_chunk(rec, idx, y, t0, t1, *, stages, newton_tol, solver, rtol, atol, gr
             return np.empty_like(z)
         return -model.grad(z)
 
-    f = fun(y)
-    rec.n_rhs[idx] += 1
-    keep, jsave = _start(rec, idx, y, f, t0, grad_tol, max_norm)
-    idx, y, f, jsave = idx[keep], y[keep].copy(), f[keep], jsave[keep]
-    if idx.size == 0:
+    begun = _begin(rec, fun, idx, y, t0, t1, order=p, rtol=rtol, atol=atol, dt0=dt0, adaptive=adaptive,
+                   grad_tol=grad_tol, max_norm=max_norm)
+    if begun is None:
         return
-    t = np.full(idx.size, t0)
-    if adaptive and dt0 is None:
-        h = _initial_step(fun, y, f, t1 - t, p, rtol, atol)
-        rec.n_rhs[idx] += 1
-    else:
-        h = np.full(idx.size, float(dt0))
+    idx, y, f, t, h, jsave = begun
     attempts = np.zeros(idx.size, dtype=np.int64)
     rejected = np.zeros(idx.size, dtype=bool)
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowgeom.flow._base import _retire, Status, _initial_step, _Recorder, _start
+from flowgeom.flow._base import _begin, _retire, Status, _Recorder
 from flowgeom.flow._controller import error_norm, step_factor, underflow
 from flowgeom.flow._status import RUNNING as _RUNNING
 
@@ -224,20 +224,11 @@ def rosenbrock(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, m
             return np.empty_like(z)
         return -model.grad(z)
 
-    idx = np.arange(N)
-    y = y0.copy()
-    f = fun(y)
-    rec.n_rhs += 1
-    keep, jsave = _start(rec, idx, y, f, t0, grad_tol, max_norm)
-    idx, y, f, jsave = idx[keep], y[keep], f[keep], jsave[keep]
-    t = np.full(idx.size, t0)
-    if idx.size == 0:
+    begun = _begin(rec, fun, np.arange(N), y0, t0, t1, order=tab.order, rtol=rtol, atol=atol, dt0=dt0,
+                   adaptive=adaptive, grad_tol=grad_tol, max_norm=max_norm)
+    if begun is None:
         return
-    if adaptive and dt0 is None:
-        h = _initial_step(fun, y, f, t1 - t, tab.order, rtol, atol)
-        rec.n_rhs[idx] += 1
-    else:
-        h = np.full(idx.size, float(dt0))
+    idx, y, f, t, h, jsave = begun
     rejected = np.zeros(idx.size, dtype=bool)
     attempts = np.zeros(idx.size, dtype=np.int64)
     s = tab.m.size
