@@ -429,16 +429,31 @@ def _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, method
     )
 
 
-def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive):
-    """Run the compiled DOPRI5 ensemble for a DeepLinearNetwork; returns a Trajectory."""
+def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive,
+               kernel=None):
+    """Run the compiled DOPRI5 ensemble for a DeepLinearNetwork; returns a Trajectory.
+
+    ``kernel``: "soa" (lanes of trajectories advanced together, :mod:`flowgeom.flow._numba_soa`; H = 1
+    without input factor only), "row" (one trajectory at a time, any depth) or None (default: "soa"
+    when the network allows it, else "row").
+    """
     arrs, wts = _network_arrays(net)
     N, n = y0.shape
     ys, loss_s, gn_s, y_final, out_i, out_f = _outputs(N, ts.shape[0], n, states)
-    args = (np.ascontiguousarray(y0), np.ascontiguousarray(ts, dtype=np.float64), float(t0), float(t1),
-            float(rtol), float(atol), float(grad_tol), int(max_steps), float(max_norm),
-            -1.0 if dt0 is None else float(dt0), bool(adaptive), bool(states), *arrs, wts,
-            ys, loss_s, gn_s, y_final, out_i, out_f)
-    _run_threaded(_dopri5_batch, N, args)
+    common = (np.ascontiguousarray(y0), np.ascontiguousarray(ts, dtype=np.float64), float(t0), float(t1),
+              float(rtol), float(atol), float(grad_tol), int(max_steps), float(max_norm),
+              -1.0 if dt0 is None else float(dt0), bool(adaptive), bool(states))
+    outs = (ys, loss_s, gn_s, y_final, out_i, out_f)
+    if kernel is None:
+        kernel = "soa" if arrs[0] else "row"
+    if kernel == "soa":  # H = 1, R = I: a block of trajectories per step (flowgeom.flow._numba_soa)
+        from flowgeom.flow._numba_soa import _dopri5_soa_batch, lanes_for
+
+        shp, Tf, c = arrs[1], arrs[4], arrs[7]
+        args = (*common, int(shp[0, 1]), int(shp[0, 0]), int(shp[1, 0]), Tf, c, wts, lanes_for(n), *outs)
+        _run_threaded(_dopri5_soa_batch, N, args)
+    else:
+        _run_threaded(_dopri5_batch, N, (*common, *arrs, wts, *outs))
     return _trajectory(net, ts, ys, loss_s, gn_s, y_final, out_i, out_f, states, "dopri5", rtol, atol)
 
 
