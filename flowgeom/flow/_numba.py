@@ -447,10 +447,10 @@ def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, 
     if kernel is None:
         kernel = "soa" if arrs[0] else "row"
     if kernel == "soa":  # H = 1, R = I: a block of trajectories per step (flowgeom.flow._numba_soa)
-        from flowgeom.flow._numba_soa import _dopri5_soa_batch, lanes_for
+        from flowgeom.flow._numba_soa import LANES, _dopri5_soa_batch
 
         shp, Tf, c = arrs[1], arrs[4], arrs[7]
-        args = (*common, int(shp[0, 1]), int(shp[0, 0]), int(shp[1, 0]), Tf, c, wts, lanes_for(n), *outs)
+        args = (*common, int(shp[0, 1]), int(shp[0, 0]), int(shp[1, 0]), Tf, c, wts, LANES, *outs)
         _run_threaded(_dopri5_soa_batch, N, args)
     else:
         _run_threaded(_dopri5_batch, N, (*common, *arrs, wts, *outs))
