@@ -138,9 +138,11 @@ if HAVE_NUMBA:
                                                  + a4 * K[4, q, l] + a5 * K[5, q, l])
 
     @njit(cache=True, fastmath=_FM)
-    def _measures_soa(h, y, yn, K, rtol, atol, d1, dx, dy, c0, wts, en2, ynn, gn2, dd2):
+    def _measures_soa(h, y, yn, K, rtol, atol, d1, dx, dy, c0, wts, en2, ynn, gn2, dd2, acc):
         """Per lane: squared scaled error sum (E[1] = 0), |yn|^2, |K6|^2 and the weighted squared change
-        of the conserved C = W2^T W2 - W1 W1^T (packed upper triangle, as ``_conserved``)."""
+        of the conserved C = W2^T W2 - W1 W1^T (packed upper triangle, as ``_conserved``; acc: work array).
+        Every sum runs over the state index with the lane innermost, so each lane's arithmetic is the same
+        whatever the other lanes hold."""
         n, nb = y.shape
         e0, e2, e3, e4, e5, e6 = _E[0], _E[2], _E[3], _E[4], _E[5], _E[6]
         for l in range(nb):
@@ -163,12 +165,15 @@ if HAVE_NUMBA:
             for b in range(a, d1):
                 wk = wts[k]
                 for l in range(nb):
-                    s = 0.0
-                    for i in range(dy):
-                        s += yn[o2 + i * d1 + a, l] * yn[o2 + i * d1 + b, l]
-                    for p in range(dx):
-                        s -= yn[a * dx + p, l] * yn[b * dx + p, l]
-                    dlt = s - c0[k, l]
+                    acc[l] = 0.0
+                for i in range(dy):
+                    for l in range(nb):
+                        acc[l] += yn[o2 + i * d1 + a, l] * yn[o2 + i * d1 + b, l]
+                for p in range(dx):
+                    for l in range(nb):
+                        acc[l] -= yn[a * dx + p, l] * yn[b * dx + p, l]
+                for l in range(nb):
+                    dlt = acc[l] - c0[k, l]
                     dd2[l] += wk * dlt * dlt
                 k += 1
 
@@ -377,7 +382,7 @@ if HAVE_NUMBA:
             for s in range(1, 7):
                 _stage_soa(s, hc, y, K, yn)
                 _field_soa(yn, K[s], lossv, dx, d1, dy, Tf, M, c)
-            _measures_soa(hc, y, yn, K, rtol, atol, d1, dx, dy, c0, wts, en2, ynn, gn2, dd2)
+            _measures_soa(hc, y, yn, K, rtol, atol, d1, dx, dy, c0, wts, en2, ynn, gn2, dd2, lossv)
             _finite_soa(yn, K[6], fin)
             # per-lane step control, as _dopri5_one
             for l in range(nb):
