@@ -124,6 +124,11 @@ def test_soa_agrees_with_the_per_trajectory_kernel_and_fixed_steps():
     np.testing.assert_allclose(a.ys, b.ys, rtol=0, atol=1e-8)
     np.testing.assert_allclose(a.invariant_drift, b.invariant_drift, rtol=0.5, atol=1e-12)
     assert np.max(np.abs(a.n_steps - b.n_steps)) <= 2
+    deep = DeepLinearNetwork.canonical((4, 3, 3, 2), [3.0, 1.0])
+    with pytest.raises(ValueError, match="`kernel='soa'`"):
+        soa(deep, np.zeros(deep.n_params), ts, 10.0)
+    with pytest.raises(ValueError, match="`kernel`"):
+        soa(net, y0, ts, 10.0, kernel="simd")
     fa = soa(net, y0, ts, 10.0, adaptive=False, dt0=0.01)
     fb = integrate(net, y0, 10.0, saveat=SaveAt(ts=ts), grad_tol=0.0, adaptive=False, dt0=0.01, backend="numpy")
     np.testing.assert_array_equal(fa.n_steps, fb.n_steps)

@@ -39,6 +39,7 @@ _FM = {"nsz", "arcp", "contract", "reassoc"}
 
 # status codes and controller constants: imported (never re-typed); numba captures these
 # module-level ints and floats as compile-time constants.
+from flowgeom._validate import InputError, check_choice
 from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
 from flowgeom.flow._numba_compile import compile_report
 from flowgeom.flow._numba_dln import _network_arrays
@@ -453,6 +454,10 @@ def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, 
     outs = (ys, loss_s, gn_s, y_final, out_i, out_f)
     if kernel is None:
         kernel = "soa" if arrs[0] else "row"
+    check_choice("kernel", kernel, ("soa", "row"))
+    if kernel == "soa" and not arrs[0]:
+        raise InputError("`kernel='soa'` needs a network with one hidden layer and no input factor; "
+                         "use kernel='row' or None.")
     if kernel == "soa":  # H = 1, R = I: a block of trajectories per step (flowgeom.flow._numba_soa)
         from flowgeom.flow._numba_soa import LANES, _dopri5_soa_batch
 
