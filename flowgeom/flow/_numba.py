@@ -7,10 +7,10 @@ and divergence rules), so both backends return the same statuses and agree to ro
 (amplified by the flow). Products are hand-written loops: for the tiny matrices of these
 networks, per-call overhead of BLAS or numpy dominates.
 
-Two DOPRI5 kernels: for H = 1 without input factor, :mod:`flowgeom.flow._numba_soa` advances
-blocks of 32 trajectories together (structure of arrays, SIMD over trajectories; measured 2-6x
-faster than one trajectory at a time at widths (16,12,8) and (4,3,2)); every other network runs
-``_dopri5_one``, one trajectory at a time.
+Two DOPRI5 kernels: for H = 1 without input factor and at most 768 parameters,
+:mod:`flowgeom.flow._numba_soa` advances blocks of 32 trajectories together (structure of arrays,
+SIMD over trajectories; measured 1.4-6x faster than one trajectory at a time at widths (16,12,8)
+and (4,3,2)); every other network runs ``_dopri5_one``, one trajectory at a time.
 
 numba is optional: importing this module without numba sets ``HAVE_NUMBA = False`` and
 :mod:`flowgeom.integrate` uses numpy. Compiled code is cached on disk (``cache=True``), so only
@@ -443,7 +443,7 @@ def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, 
 
     ``kernel``: "soa" (lanes of trajectories advanced together, :mod:`flowgeom.flow._numba_soa`; H = 1
     without input factor only), "row" (one trajectory at a time, any depth) or None (default: "soa"
-    when the network allows it, else "row").
+    when the network allows it and has at most ``_numba_soa.MAX_STATE`` parameters, else "row").
     """
     arrs, wts = _network_arrays(net)
     N, n = y0.shape
@@ -453,7 +453,9 @@ def dopri5_dln(net, y0, ts, t0, t1, *, states, rtol, atol, grad_tol, max_steps, 
               -1.0 if dt0 is None else float(dt0), bool(adaptive), bool(states))
     outs = (ys, loss_s, gn_s, y_final, out_i, out_f)
     if kernel is None:
-        kernel = "soa" if arrs[0] else "row"
+        from flowgeom.flow._numba_soa import MAX_STATE
+
+        kernel = "soa" if arrs[0] and n <= MAX_STATE else "row"
     check_choice("kernel", kernel, ("soa", "row"))
     if kernel == "soa" and not arrs[0]:
         raise InputError("`kernel='soa'` needs a network with one hidden layer and no input factor; "

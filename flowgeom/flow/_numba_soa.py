@@ -20,8 +20,8 @@ except at the very end). The algorithm, constants, save-point rules and statuses
 does not depend on the other lanes, so a trajectory's result does not depend on its block.
 
 Which kernel runs: :func:`flowgeom.flow._numba.dopri5_dln` uses this one for H = 1 without an
-input factor (``is_h1``), the per-trajectory kernel otherwise (see ``benchmarks/bench_integrate.py``
-for the measured comparison).
+input factor (``is_h1``) and at most ``MAX_STATE`` parameters, the per-trajectory kernel otherwise
+(see ``MAX_STATE`` and ``benchmarks/bench_integrate.py`` for the measured comparison).
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ _FM = {"nsz", "arcp", "contract", "reassoc"}
 #: lanes per block (trajectories advanced together): wide enough for the SIMD loops over lanes
 #: (measured: 32 beats 16 and 64 at both benchmark sizes), small enough for a block's stages to stay in cache.
 LANES = 32
+#: largest state (number of parameters) for which this kernel is the default. Measured against the
+#: per-trajectory kernel (traj per CPU-s, one thread): 3.4x faster at (8, 2, 2), ~6x at (4, 3, 2),
+#: 1.4-2.2x at (16, 12, 8) (288 parameters), even at (61, 10, 10) (710), 0.86x at (32, 32, 16) (1536:
+#: a block's stages no longer fit in L2, while one trajectory's loops are long enough to vectorize).
+MAX_STATE = 768
 
 
 if HAVE_NUMBA:
