@@ -44,12 +44,14 @@ _WORKER_WAIT = 10.0
 # How often a worker's watchdog looks at its parent pid (seconds).
 _WATCHDOG_PERIOD = 0.5
 _PR_SET_PDEATHSIG = 1
+# Samples on which the default scheduler estimates stiffness (integrator "auto").
+_PROBE_ROWS = 16
 
 
 def _executor_kind(scheduler):
     if scheduler is None or scheduler == "processes":
         return "processes"
-    if scheduler in ("synchronous", "serial"):
+    if scheduler in ("synchronous", "serial", "threads"):
         return "serial"
     if isinstance(scheduler, str):
         if "://" in scheduler:
@@ -334,15 +336,47 @@ def _run_dask(job, tasks, scheduler, handle) -> None:
             client.close()
 
 
+def _kernel_threads_win(job, tasks) -> bool:
+    """True when the chunks' flow runs in the compiled kernel, whose threads then use every core.
+
+    That is a DeepLinearNetwork (exact type) with numba, integrator "adaptive" or "gd", or "auto"
+    when the stiffness estimate (the one ``integrate(method="auto")`` makes, on the first
+    ``_PROBE_ROWS`` samples) picks DOPRI5. Other flows (the Rosenbrock and Gauss--Legendre
+    solvers, models without a kernel) run numpy code on one core per process: processes win.
+    """
+    if job.backend == "numpy" or job.integrator in ("stiff", "invariant") or not tasks:
+        return False
+    from flowgeom.flow import numba_available
+    from flowgeom.models.deep_linear import DeepLinearNetwork
+
+    if type(job.model) is not DeepLinearNetwork or not numba_available():
+        return False
+    if job.integrator != "auto":
+        return True
+    from flowgeom.flow._stiffness import stiffness
+
+    start, stop, theta0 = tasks[0]
+    stop = min(stop, start + _PROBE_ROWS)
+    y = theta0[: stop - start] if theta0 is not None else job.initializer.sample(job.model, start, stop, job.seed)
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return not stiffness(job.model, np.asarray(y, dtype=np.float64), 0.0, job.t1, job.grad_tol)["stiff"]
+
+
 def _execute(job, tasks, scheduler, n_workers, handle):
     """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order).
 
+    The default (``scheduler`` and ``n_workers`` None) runs the chunks in this process when the
+    compiled kernel's threads win (:func:`_kernel_threads_win`), else on a local process pool.
     SIGTERM is handled like Ctrl-C (KeyboardInterrupt) while it runs.
     """
     kind = _executor_kind(scheduler)
     workers = 1
     if kind == "processes":
         workers = n_workers or _usable_cpus()
+        if scheduler is None and n_workers is None and _kernel_threads_win(job, tasks):
+            workers = 1
         if workers <= 1 or len(tasks) <= 1:
             kind = "serial"
     with _interrupts() as guard:
