@@ -12,13 +12,23 @@ Runs leave nothing behind and fail fast:
   address is an :class:`~flowgeom._validate.InputError` at once, a refused connection within
   ``_CONNECT_TIMEOUT`` seconds, a scheduler without workers after ``_WORKER_WAIT`` seconds.
 
-Why the default stays a local process pool and not one process running the threaded compiled
-kernel (``FLOWGEOM_NUM_THREADS``), measured on this 2-core machine under load (N = 4096 unless
-stated; whole ``sample_basins`` calls, fork start, warm compile cache): (4,3,2) pool 15.9, 13.0,
-14.7 s against threads 17.6, 11.7, 12.4 s; (16,12,8), N = 512: pool 79.2 s against threads 81.1,
-82.8 s. Throughput is a tie within the noise, but the kernel's threads cannot be interrupted: a
-Ctrl-C on ``flowgeom basins`` at (16,12,8) took 80.5 s to exit with threads and 1.0 s with the
-pool, whose workers are simply terminated.
+Where the chunks run by default (``scheduler=None``, ``n_workers=None``): in this process, one chunk
+after another, when the compiled kernel runs the flow (a DeepLinearNetwork with numba, integrator
+"adaptive", "gd", or "auto" choosing DOPRI5: :func:`_kernel_threads_win`); the kernel's threads
+(``FLOWGEOM_NUM_THREADS``, default every usable core) share each chunk's trajectories. Every other
+flow (Rosenbrock, Gauss--Legendre, models without a kernel) runs numpy code on one core per
+process, and goes to a local process pool. Measured on this 2-core machine (shared, load average
+6-9), the whole ``flowgeom basins`` command on the standard (16,12,8) workload (4096 Gaussian inits
+of scale 1/sqrt(12), warm compile cache): threads and the pool are a tie within the noise (bare
+integrator / command 1.47 against 1.35, median of three interleaved rounds); earlier runs of
+``sample_basins`` at (4,3,2) gave the same tie (pool 15.9, 13.0, 14.7 s; threads 17.6, 11.7,
+12.4 s). Threads win what does not show in those medians: no worker re-imports the package or
+reloads the kernels (about 2 s of start-up per worker under that load), one copy of the problem
+in memory, and nothing to kill or leak. The pool was the default while a Ctrl-C took 80 s to stop
+the kernel's threads; the kernel now runs in short slices
+(:func:`flowgeom.flow._numba._run_threaded`) and a Ctrl-C or SIGTERM stops a threaded command in
+about as long as a pool's (2.4-2.6 s against 2.1-2.5 s at load average 12-13, most of it the
+interpreter's exit; 0.8-1.1 s for a threaded integrate at load average 6).
 
 Not public API. See :func:`flowgeom.basins.sample_basins`.
 """
