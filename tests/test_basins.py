@@ -490,7 +490,7 @@ def test_bad_arguments(p322):
     with pytest.raises(ValueError, match="`integrator` must be one of"):
         sample_basins(p322, 3, integrator="rk4", **FAST)
     with pytest.raises(ValueError, match="`scheduler` must be"):
-        sample_basins(p322, 3, scheduler="threads", **FAST)
+        sample_basins(p322, 3, scheduler="fibers", **FAST)
     with pytest.raises(TypeError, match="`atlas` must implement"):
         sample_basins(p322, 3, atlas=object(), **FAST)
     with pytest.raises(ValueError, match="`t_max` must be"):

@@ -67,7 +67,8 @@ def _executor_kind(scheduler):
         if "://" in scheduler:
             return "dask"
         raise InputError(
-            f"`scheduler` must be None/'processes' (local cores), 'synchronous', a dask scheduler address "
+            f"`scheduler` must be None (automatic), 'threads' or 'synchronous' (this process), 'processes' (local "
+            f"cores), a dask scheduler address "
             f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}."
         )
     try:
