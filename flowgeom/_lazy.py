@@ -1,9 +1,12 @@
 """Lazy public names for package ``__init__`` files (PEP 562): a name's module is imported on first use.
 
 A command imports only what it runs: ``python -m flowgeom basins`` no longer loads scipy.optimize
-(the MLP symmetry code), scipy.stats, the audit or the transitions (measured: ``import flowgeom``
-1.4 s -> 0.01 s, the whole ``basins`` command's imports 3.3 s -> 1.2 s on this machine; see
-``benchmarks/bench_basins.py``). Every public name still resolves (``flowgeom.X``,
+(the MLP symmetry code), scipy.integrate/stats (the audit) or the transitions. Measured with
+``python -X importtime`` (sum of the top-level imports; 2 shared cores, load average 9-10, median of
+three interleaved runs): ``import flowgeom`` 5.3 s -> 0.05 s; the ``basins`` command's imports
+7.9 s -> 4.7 s (at load average 5-6: 3.3 s -> 2.3 s). What remains is what the command runs:
+xarray with pandas and dask.array (xarray probes for dask arrays), distributed (xarray asks dask for
+a scheduler when it writes netCDF), numba, scipy.linalg. Every public name still resolves (``flowgeom.X``,
 ``from flowgeom import X``, ``from flowgeom import *``, ``dir(flowgeom)``), and so does a submodule
 reached as an attribute (``flowgeom.io``), as when the package imported it eagerly.
 
