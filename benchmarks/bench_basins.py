@@ -1,7 +1,24 @@
-"""Benchmark of flowgeom.basins.sample_basins: samples per second, and scaling from 1 to 2 worker processes.
+r"""Benchmark of flowgeom.basins: the user's command against the bare integrator, and worker scaling.
 
-Problem: widths (4, 3, 2), singular values (2, 1) (H = 1, whitened), Gaussian initializations
-(scale 1), the default adaptive flow integrator with its default tolerances and the GD end game.
+**User level** (``--user``, issue 13): the standard (16, 12, 8) workload -- canonical target
+:math:`\Sigma = [\mathrm{diag}(s) | 0]`, s = linspace(3, 1, 8), N = 4096 Gaussian initial states of
+scale :math:`1/\sqrt{d_1}` (``numpy.random.default_rng(20240601)``, rows in the flat layout of
+``DeepLinearNetwork``), rtol 1e-6, atol 1e-9. In interleaved rounds of one run:
+
+- *bare*: ``flowgeom.integrate`` of the 4096 states to T = 50 (final state only, ``grad_tol=0``);
+- *command*: ``python -m flowgeom basins --widths 16,12,8 --singular-values ... --init file:Y0.npy
+  --samples 4096`` in a subprocess, whole wall time (interpreter start, imports, kernel load from the
+  compile cache, the run, writing basins.nc); also with ``--no-early-stop`` (every sample integrated
+  to ``grad_tol`` or t1 = 100 and the end game) and ``--scheduler processes``;
+- *in-process*: :func:`flowgeom.basins.sample_basins` on the same states;
+
+and prints each time and its ratio bare / that (>= 0.8 is the issue's target for the command).
+
+    python benchmarks/bench_basins.py --user [--rounds 3] [--samples 4096]
+
+**Scaling** (default): widths (4, 3, 2), singular values (2, 1) (H = 1, whitened), Gaussian
+initializations (scale 1), the default adaptive flow integrator with its default tolerances and
+the GD end game.
 
     python benchmarks/bench_basins.py            # N = 10^5
     python benchmarks/bench_basins.py --quick    # N = 10^4
@@ -21,7 +38,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,8 +64,89 @@ def run(n: int, n_workers: int, problem, chunk_size, seed: int, backend: str):
     return ds, time.perf_counter() - t, _cpu_seconds() - c
 
 
+# ---------------------------------------------------------------------------- user level (issue 13)
+USER_WIDTHS = (16, 12, 8)
+USER_T = 50.0
+USER_SEED = 20240601
+
+
+def _standard_inits(n: int) -> np.ndarray:
+    """The standard workload's initial states: N(0, 1/d_1) entries, flat (W_1, W_2) rows."""
+    dx, d1, dy = USER_WIDTHS
+    return np.random.default_rng(USER_SEED).standard_normal((n, d1 * dx + dy * d1)) * (1.0 / np.sqrt(d1))
+
+
+def _command(variant: str, y0_path: Path, n: int, out: Path, tree: str | None = None) -> float:
+    s = ",".join(repr(float(v)) for v in np.linspace(3.0, 1.0, USER_WIDTHS[-1]))
+    cmd = [sys.executable, "-m", "flowgeom", "basins", "--widths", ",".join(map(str, USER_WIDTHS)),
+           "--singular-values", s, "--init", f"file:{y0_path}", "--samples", str(n), "--out", str(out)]
+    cmd += variant.split()
+    tree = tree or str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out.parent)  # not the repo: -m puts cwd first
+    dt = time.perf_counter() - t
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr[-500:]}")
+    return dt
+
+
+def user_level(n: int, rounds: int, baseline: str | None = None) -> int:
+    """Bare integrator vs the basins command vs sample_basins, interleaved; prints medians and ratios."""
+    from flowgeom import DeepLinearNetwork, Problem, SaveAt, integrate
+
+    y0 = _standard_inits(n)
+    s = np.linspace(3.0, 1.0, USER_WIDTHS[-1])
+    net = DeepLinearNetwork.canonical(USER_WIDTHS, s)
+    problem = Problem.from_spectrum(s, USER_WIDTHS)
+    save = SaveAt(ts=[0.0, USER_T])
+
+    def bare():
+        t = time.perf_counter()
+        integrate(net, y0, USER_T, grad_tol=0.0, saveat=save)
+        return time.perf_counter() - t
+
+    def in_process():
+        t = time.perf_counter()
+        sample_basins(problem, n, init=y0, seed=0, progress=False)
+        return time.perf_counter() - t
+
+    variants = {"command": ("", None), "command --no-early-stop": ("--no-early-stop", None),
+                "command --scheduler processes": ("--scheduler processes", None)}
+    if baseline:
+        variants[f"command of {Path(baseline).name}"] = ("", baseline)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "y0.npy"
+        np.save(path, y0)
+        integrate(net, y0[:8], USER_T, grad_tol=0.0, saveat=save)  # kernels loaded (compiled once, cached)
+        for v, tree in variants.values():
+            _command(v, path, 64, Path(tmp) / "warm", tree)
+        print(f"flowgeom basins vs the bare integrator: widths {USER_WIDTHS}, N = {n}, T = {USER_T:g}, "
+              f"{os.cpu_count()} cores, {rounds} interleaved rounds")
+        times: dict[str, list[float]] = {"bare integrate to T = 50": [], "sample_basins (in process)": []}
+        times.update({k: [] for k in variants})
+        for r in range(rounds):
+            load = os.getloadavg()[0]
+            times["bare integrate to T = 50"].append(bare())
+            for k, (v, tree) in variants.items():
+                times[k].append(_command(v, path, n, Path(tmp) / "out", tree))
+            times["sample_basins (in process)"].append(in_process())
+            print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
+                  + f"  (load average before: {load:.2f})", flush=True)
+    base = times["bare integrate to T = 50"]
+    print(f"  {'':34s} {'median s':>9s} {'traj/s':>8s} {'bare / this (median of rounds)':>32s}")
+    for k, v in times.items():
+        ratio = np.median(np.asarray(base) / np.asarray(v))
+        print(f"  {k:34s} {np.median(v):9.2f} {n / np.median(v):8.0f} {ratio:32.2f}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--user", action="store_true",
+                    help="the basins command against the bare integrator on the standard (16,12,8) workload")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --user (default 3)")
+    ap.add_argument("--baseline", default=None, help="with --user: also time the command of another source tree")
     ap.add_argument("--quick", action="store_true", help="N = 10^4 instead of 10^5")
     ap.add_argument("--samples", type=int, default=None, help="override N")
     ap.add_argument("--chunk-size", type=int, default=None, help="default: sample_basins' choice")
@@ -52,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", choices=["auto", "numpy", "numba"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.user:
+        return user_level(args.samples or 4096, args.rounds, args.baseline)
     n = args.samples or (10_000 if args.quick else 100_000)
     s = [float(x) for x in args.singular_values.split(",")]
     problem = Problem.from_spectrum(s, (4, 3, 2))

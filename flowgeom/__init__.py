@@ -1,56 +1,41 @@
 """flowgeom: gradient descent on a network's loss as a dynamical system.
 
-The public API; each name is re-exported here exactly once. ``flowgeom.plot`` (matplotlib)
-is not imported here: ``import flowgeom`` never loads matplotlib.
+The public API; each name is re-exported here exactly once, and imported on first use
+(:mod:`flowgeom._lazy`): ``import flowgeom`` loads none of numba, scipy, xarray or matplotlib, and
+a command loads only what it runs. ``flowgeom.plot`` (matplotlib) is never re-exported.
 """
 
+from flowgeom._lazy import attach as _attach
 from flowgeom._version import __version__
-from flowgeom.audit import Claim, claims_dataset, claims_markdown, verify_claims
-from flowgeom.basins import basin_fractions, clopper_pearson_interval, sample_basins, wilson_interval
-from flowgeom.basins.samplers import make_initializer, sample_initializations
-from flowgeom.critical import (
-    Atlas,
-    CriticalSet,
-    Inertia,
-    Limit,
-    Linearization,
-    SearchedAtlas,
-    find_critical_points,
-    hessian_inertia,
-    linearize,
-    local_dimension,
-    refine,
-    refine_critical,
-    search_critical_points,
-    strata_dataset,
-)
-from flowgeom.flow import STATUS_MESSAGES, FlowOptions, SaveAt, Status, Trajectory, gradient_descent, integrate
-from flowgeom.io import describe, load_dataset, save_dataset
-from flowgeom.linear import (
-    ClosedFormAtlas,
-    Stratum,
-    build_strata_dataset,
-    classify_point,
-    enumerate_strata,
-    flow_norm_bound,
-    safe_learning_rate,
-    strata_table,
-)
-from flowgeom.models import MLP, DeepLinearNetwork, DiagonalLinearNetwork, JaxModel, Model, hessian_from_hvp, mlp_for_problem, teacher_student
-from flowgeom.pipeline import atlas
-from flowgeom.problem import AssumptionError, Problem
-from flowgeom.transitions import (
-    AtlasIdentifier,
-    Identifier,
-    TransitionGraph,
-    Visits,
-    build_transition_graph,
-    detect_visits,
-    read_graphml,
-    sample_transitions,
-    save_transitions,
-    transition_theory,
-)
+
+# name -> module, imported on first use (PEP 562): a command loads only what it runs
+_EXPORTS = {
+    "flowgeom.audit": ("Claim", "claims_dataset", "claims_markdown", "verify_claims"),
+    "flowgeom.basins": ("basin_fractions", "clopper_pearson_interval", "sample_basins", "wilson_interval"),
+    "flowgeom.basins.samplers": ("make_initializer", "sample_initializations"),
+    "flowgeom.critical": (
+        "Atlas", "CriticalSet", "Inertia", "Limit", "Linearization", "SearchedAtlas", "find_critical_points",
+        "hessian_inertia", "linearize", "local_dimension", "refine", "refine_critical", "search_critical_points",
+        "strata_dataset",
+    ),
+    "flowgeom.flow": ("STATUS_MESSAGES", "FlowOptions", "SaveAt", "Status", "Trajectory", "gradient_descent", "integrate"),
+    "flowgeom.io": ("describe", "load_dataset", "save_dataset"),
+    "flowgeom.linear": (
+        "ClosedFormAtlas", "Stratum", "build_strata_dataset", "classify_point", "enumerate_strata", "flow_norm_bound",
+        "safe_learning_rate", "strata_table",
+    ),
+    "flowgeom.models": (
+        "MLP", "DeepLinearNetwork", "DiagonalLinearNetwork", "JaxModel", "Model", "hessian_from_hvp", "mlp_for_problem",
+        "teacher_student",
+    ),
+    "flowgeom.pipeline": ("atlas",),
+    "flowgeom.problem": ("AssumptionError", "Problem"),
+    "flowgeom.transitions": (
+        "AtlasIdentifier", "Identifier", "TransitionGraph", "Visits", "build_transition_graph", "detect_visits",
+        "read_graphml", "sample_transitions", "save_transitions", "transition_theory",
+    ),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = [
     "__version__",

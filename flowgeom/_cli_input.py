@@ -237,10 +237,10 @@ def _check_scale_overflow(name: str, scale, model) -> None:
 
 
 def _check_scheduler(address) -> None:
-    if address is None or address in ("processes", "synchronous", "serial"):
+    if address is None or address in ("processes", "threads", "synchronous", "serial"):
         return
     if "://" not in address:
-        raise BadInput(f"`--scheduler` must be 'processes', 'synchronous' or a dask address like "
+        raise BadInput(f"`--scheduler` must be 'threads', 'processes', 'synchronous' or a dask address like "
                        f"tcp://host:8786; got {address!r}")
     scheme, rest = address.split("://", 1)
     if scheme not in ("tcp", "tls", "ws", "wss", "inproc", "ucx"):

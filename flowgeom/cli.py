@@ -384,7 +384,9 @@ def _add_sampling_args(p, samples_default=None):
                    help="auto (default: adaptive, or stiff when the flow is stiff), adaptive (DOPRI5), stiff "
                         "(Rosenbrock), invariant (Gauss-Legendre), gd (with --lr)")
     p.add_argument("--lr", type=_number("positive"), default=None, help="step size for --integrator gd")
-    p.add_argument("--scheduler", default=None, help="address of a dask.distributed scheduler")
+    p.add_argument("--scheduler", default=None,
+                   help="threads, processes, or the address of a dask.distributed scheduler (default: this "
+                        "process's threads when the compiled kernel runs the flow, else local processes)")
     p.add_argument("--store", default=None, help="Zarr store (PATH.zarr) to checkpoint and resume")
     p.add_argument("--horizons", default=None,
                    help="finite horizons T1,T2,...: fractions near each critical set at each T, and in transit")

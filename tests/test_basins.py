@@ -490,7 +490,7 @@ def test_bad_arguments(p322):
     with pytest.raises(ValueError, match="`integrator` must be one of"):
         sample_basins(p322, 3, integrator="rk4", **FAST)
     with pytest.raises(ValueError, match="`scheduler` must be"):
-        sample_basins(p322, 3, scheduler="threads", **FAST)
+        sample_basins(p322, 3, scheduler="fibers", **FAST)
     with pytest.raises(TypeError, match="`atlas` must implement"):
         sample_basins(p322, 3, atlas=object(), **FAST)
     with pytest.raises(ValueError, match="`t_max` must be"):
@@ -543,9 +543,14 @@ def test_unwhitened_data_and_deeper_network(capsys):
     dd = sample_basins(deep, 8, seed=23, scheduler="synchronous", **QUICK)
     _check_contract(dd, 8, 4)
     assert dd.attrs["depth_H"] == 2 and list(dd.kind.values)[-1] == "global_min"
-    conv = dd.limit.values >= 0
+    conv = dd.status.values == 0  # converged: at the limit
     np.testing.assert_allclose(dd.final_loss.values[conv], dd.critical_value.values[dd.limit.values[conv]],
                                atol=1e-10)
+    # decided early: stopped on the way down, between the global minimum value and the next critical value
+    early = (dd.limit.values >= 0) & ~conv
+    assert early.any()
+    assert np.all(dd.final_loss.values[early] >= dd.critical_value.values[-1])
+    assert np.all(dd.final_loss.values[early] < np.sort(np.unique(dd.critical_value.values))[1])
 
 
 def test_degenerate_saddle_convergence_is_flagged():

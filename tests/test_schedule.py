@@ -70,7 +70,7 @@ def test_bad_scheduler_address_fails_fast(p322, address, match):
 
 
 def test_unknown_scheduler_name_is_an_input_error(p322):
-    with pytest.raises(InputError, match="`scheduler` must be None/'processes'"):
+    with pytest.raises(InputError, match="`scheduler` must be None \\(automatic\\), 'threads'"):
         sample_basins(p322, 4, seed=1, scheduler="procesess", **QUICK)
 
 

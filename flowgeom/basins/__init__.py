@@ -8,8 +8,14 @@ classifiers
     Which critical set a converged state reached.
 """
 
-from flowgeom.basins._sample import sample_basins
-from flowgeom.basins.store import StoreError
-from flowgeom.basins.stats import BasinFractions, basin_fractions, clopper_pearson_interval, wilson_interval
+from flowgeom._lazy import attach as _attach
+
+# name -> module, imported on first use (flowgeom._lazy)
+_EXPORTS = {
+    "flowgeom.basins._sample": ("sample_basins",),
+    "flowgeom.basins.store": ("StoreError",),
+    "flowgeom.basins.stats": ("BasinFractions", "basin_fractions", "clopper_pearson_interval", "wilson_interval"),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = ["BasinFractions", "StoreError", "basin_fractions", "clopper_pearson_interval", "sample_basins", "wilson_interval"]

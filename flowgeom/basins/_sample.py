@@ -201,11 +201,16 @@ def sample_basins(
     seed : int, optional
         Root seed; default: fresh entropy (recorded in attrs), or the seed of an existing
         ``store``.
-    scheduler : None, "processes", "synchronous", str or distributed.Client, default None
-        None/"processes": a process pool on ``n_workers`` local cores; "synchronous": in this
-        process; ``"tcp://host:port"`` or a Client: a dask.distributed cluster.
+    scheduler : None, "threads", "processes", "synchronous", str or distributed.Client, default None
+        None: in this process on the compiled kernel's threads when it runs the flow (a
+        DeepLinearNetwork with numba, integrator "adaptive", "gd" or "auto" choosing DOPRI5), else a
+        local process pool (:mod:`flowgeom.basins.schedule` has the measurements);
+        "threads"/"synchronous": in this process (the compiled kernel still uses
+        ``FLOWGEOM_NUM_THREADS`` threads, default every core); "processes": a process pool on
+        ``n_workers`` local cores; ``"tcp://host:port"`` or a Client: a dask.distributed cluster.
     n_workers : int, optional
-        Local processes; default ``os.cpu_count()``.
+        Local processes; default ``os.cpu_count()``. Given with ``scheduler`` None, it asks for
+        the process pool (1: in this process).
     store : path, optional
         A Zarr store (directory) receiving each finished chunk; rerunning with the same store
         resumes (its recorded run parameters must match, else ValueError).
@@ -235,9 +240,14 @@ def sample_basins(
         (in transit). Costs one more integration per sample to :math:`\max T`.
     early_stop : bool, default True
         Stop a sample once its loss is below the smallest critical value above the global
-        minimum value and it locates at a global minimum (a certificate exact for atlases that
-        list every critical value: the limit of the flow is then a global minimum); such samples
-        skip the gradient-descent end game (``endgame`` False).
+        minimum value (a certificate exact for atlases that list every critical value: the limit
+        of the flow is then a global minimum, the atlas's one set of that value); such samples
+        skip the gradient-descent end game (``endgame`` False). The first horizon pauses for this
+        test at :math:`t_1/32, t_1/16, \dots, t_1/2` (``chunk.EARLY_CHECKS``), so a sample runs at
+        most about twice as long as its limit takes to be decided (standard (16,12,8) Gaussian
+        inits: all decided at t = 3.125 instead of running to t1 = 100). ``t_final``,
+        ``final_loss`` and ``final_grad_norm`` are then those of the state where it stopped, on
+        its way to the minimum (``status`` REACHED_T1, ``limit`` the minimum).
 
     Returns
     -------

@@ -100,7 +100,13 @@ def sublevel_barrier(atlas) -> tuple[float, float] | None:
 
 
 def decided_early(atlas, y, loss) -> np.ndarray:
-    """Keys of samples whose limit is certified a global minimum (sublevel certificate), else -3."""
+    r"""Keys of samples whose limit is certified a global minimum (sublevel certificate), else -3.
+
+    The key is that of the atlas's one critical set of value :math:`L_\star` (unique when the
+    barrier exists: the top-r stratum), so a sample is decided as soon as its loss is below the
+    barrier, however far it still is from the minimum; with several such sets (an atlas listing
+    them otherwise) the state is located instead.
+    """
     out = np.full(y.shape[0], UNCLASSIFIED, dtype=np.int64)
     bar = sublevel_barrier(atlas)
     if bar is None or y.shape[0] == 0:
@@ -110,6 +116,10 @@ def decided_early(atlas, y, loss) -> np.ndarray:
     below = np.isfinite(loss) & (loss - atlas.loss_offset < barrier - margin)
     idx = np.flatnonzero(below)
     if idx.size:
+        minima = [cs.key for cs in atlas.sets() if abs(cs.critical_value - star) <= margin]
+        if len(minima) == 1:
+            out[idx] = int(minima[0])
+            return out
         keys = np.asarray(atlas.locate(y[idx], loss[idx]), dtype=np.int64)
         ok = np.array([k >= 0 and abs(atlas.get(int(k)).critical_value - star) <= margin for k in keys], dtype=bool)
         out[idx[ok]] = keys[ok]

@@ -12,13 +12,23 @@ Runs leave nothing behind and fail fast:
   address is an :class:`~flowgeom._validate.InputError` at once, a refused connection within
   ``_CONNECT_TIMEOUT`` seconds, a scheduler without workers after ``_WORKER_WAIT`` seconds.
 
-Why the default stays a local process pool and not one process running the threaded compiled
-kernel (``FLOWGEOM_NUM_THREADS``), measured on this 2-core machine under load (N = 4096 unless
-stated; whole ``sample_basins`` calls, fork start, warm compile cache): (4,3,2) pool 15.9, 13.0,
-14.7 s against threads 17.6, 11.7, 12.4 s; (16,12,8), N = 512: pool 79.2 s against threads 81.1,
-82.8 s. Throughput is a tie within the noise, but the kernel's threads cannot be interrupted: a
-Ctrl-C on ``flowgeom basins`` at (16,12,8) took 80.5 s to exit with threads and 1.0 s with the
-pool, whose workers are simply terminated.
+Where the chunks run by default (``scheduler=None``, ``n_workers=None``): in this process, one chunk
+after another, when the compiled kernel runs the flow (a DeepLinearNetwork with numba, integrator
+"adaptive", "gd", or "auto" choosing DOPRI5: :func:`_kernel_threads_win`); the kernel's threads
+(``FLOWGEOM_NUM_THREADS``, default every usable core) share each chunk's trajectories. Every other
+flow (Rosenbrock, Gauss--Legendre, models without a kernel) runs numpy code on one core per
+process, and goes to a local process pool. Measured on this 2-core machine (shared, load average
+6-9), the whole ``flowgeom basins`` command on the standard (16,12,8) workload (4096 Gaussian inits
+of scale 1/sqrt(12), warm compile cache): threads and the pool are a tie within the noise (bare
+integrator / command 1.47 against 1.35, median of three interleaved rounds); earlier runs of
+``sample_basins`` at (4,3,2) gave the same tie (pool 15.9, 13.0, 14.7 s; threads 17.6, 11.7,
+12.4 s). Threads win what does not show in those medians: no worker re-imports the package or
+reloads the kernels (about 2 s of start-up per worker under that load), one copy of the problem
+in memory, and nothing to kill or leak. The pool was the default while a Ctrl-C took 80 s to stop
+the kernel's threads; the kernel now runs in short slices
+(:func:`flowgeom.flow._numba._run_threaded`) and a Ctrl-C or SIGTERM stops a threaded command in
+about as long as a pool's (2.4-2.6 s against 2.1-2.5 s at load average 12-13, most of it the
+interpreter's exit; 0.8-1.1 s for a threaded integrate at load average 6).
 
 Not public API. See :func:`flowgeom.basins.sample_basins`.
 """
@@ -44,18 +54,21 @@ _WORKER_WAIT = 10.0
 # How often a worker's watchdog looks at its parent pid (seconds).
 _WATCHDOG_PERIOD = 0.5
 _PR_SET_PDEATHSIG = 1
+# Samples on which the default scheduler estimates stiffness (integrator "auto").
+_PROBE_ROWS = 16
 
 
 def _executor_kind(scheduler):
     if scheduler is None or scheduler == "processes":
         return "processes"
-    if scheduler in ("synchronous", "serial"):
+    if scheduler in ("synchronous", "serial", "threads"):
         return "serial"
     if isinstance(scheduler, str):
         if "://" in scheduler:
             return "dask"
         raise InputError(
-            f"`scheduler` must be None/'processes' (local cores), 'synchronous', a dask scheduler address "
+            f"`scheduler` must be None (automatic), 'threads' or 'synchronous' (this process), 'processes' (local "
+            f"cores), a dask scheduler address "
             f"such as 'tcp://host:8786', or a distributed.Client; got {scheduler!r}."
         )
     try:
@@ -334,15 +347,47 @@ def _run_dask(job, tasks, scheduler, handle) -> None:
             client.close()
 
 
+def _kernel_threads_win(job, tasks) -> bool:
+    """True when the chunks' flow runs in the compiled kernel, whose threads then use every core.
+
+    That is a DeepLinearNetwork (exact type) with numba, integrator "adaptive" or "gd", or "auto"
+    when the stiffness estimate (the one ``integrate(method="auto")`` makes, on the first
+    ``_PROBE_ROWS`` samples) picks DOPRI5. Other flows (the Rosenbrock and Gauss--Legendre
+    solvers, models without a kernel) run numpy code on one core per process: processes win.
+    """
+    if job.backend == "numpy" or job.integrator in ("stiff", "invariant") or not tasks:
+        return False
+    from flowgeom.flow import numba_available
+    from flowgeom.models.deep_linear import DeepLinearNetwork
+
+    if type(job.model) is not DeepLinearNetwork or not numba_available():
+        return False
+    if job.integrator != "auto":
+        return True
+    from flowgeom.flow._stiffness import stiffness
+
+    start, stop, theta0 = tasks[0]
+    stop = min(stop, start + _PROBE_ROWS)
+    y = theta0[: stop - start] if theta0 is not None else job.initializer.sample(job.model, start, stop, job.seed)
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return not stiffness(job.model, np.asarray(y, dtype=np.float64), 0.0, job.t1, job.grad_tol)["stiff"]
+
+
 def _execute(job, tasks, scheduler, n_workers, handle):
     """Run tasks [(start, stop, theta0 or None)], calling handle(result) as each finishes (any order).
 
+    The default (``scheduler`` and ``n_workers`` None) runs the chunks in this process when the
+    compiled kernel's threads win (:func:`_kernel_threads_win`), else on a local process pool.
     SIGTERM is handled like Ctrl-C (KeyboardInterrupt) while it runs.
     """
     kind = _executor_kind(scheduler)
     workers = 1
     if kind == "processes":
         workers = n_workers or _usable_cpus()
+        if scheduler is None and n_workers is None and _kernel_threads_win(job, tasks):
+            workers = 1
         if workers <= 1 or len(tasks) <= 1:
             kind = "serial"
     with _interrupts() as guard:

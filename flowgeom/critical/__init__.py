@@ -22,21 +22,22 @@ dataset
     :func:`strata_dataset`: the ``strata`` Dataset of any atlas.
 """
 
-from flowgeom.critical.atlas import KINDS, UNCLASSIFIED, Atlas, CriticalSet, Limit, set_kind
-from flowgeom.critical.dataset import strata_dataset
-from flowgeom.critical.linearization import Inertia, Linearization, hessian_inertia, is_morse_bott, linearize
-from flowgeom.critical.dimension import LocalDimension, local_dimension
-from flowgeom.critical.refinement import (
-    PointRefinement,
-    RefineResult,
-    RefineStatus,
-    point_quality,
-    refine,
-    refine_critical,
-)
-from flowgeom.critical.search import find_critical_points, search_critical_points
-from flowgeom.critical.coverage import COVERAGE_TARGET, Coverage, good_turing_p_new, search_coverage
-from flowgeom.critical.searched import SearchedAtlas, search_for_atlas
+from flowgeom._lazy import attach as _attach
+
+# name -> module, imported on first use (flowgeom._lazy)
+_EXPORTS = {
+    "flowgeom.critical.atlas": ("KINDS", "UNCLASSIFIED", "Atlas", "CriticalSet", "Limit", "set_kind"),
+    "flowgeom.critical.dataset": ("strata_dataset",),
+    "flowgeom.critical.linearization": ("Inertia", "Linearization", "hessian_inertia", "is_morse_bott", "linearize"),
+    "flowgeom.critical.dimension": ("LocalDimension", "local_dimension"),
+    "flowgeom.critical.refinement": (
+        "PointRefinement", "RefineResult", "RefineStatus", "point_quality", "refine", "refine_critical"
+    ),
+    "flowgeom.critical.search": ("find_critical_points", "search_critical_points"),
+    "flowgeom.critical.coverage": ("COVERAGE_TARGET", "Coverage", "good_turing_p_new", "search_coverage"),
+    "flowgeom.critical.searched": ("SearchedAtlas", "search_for_atlas"),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = [
     "COVERAGE_TARGET", "Coverage", "PointRefinement", "RefineStatus", "good_turing_p_new", "point_quality",

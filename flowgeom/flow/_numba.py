@@ -21,7 +21,6 @@ the first run on a machine pays the compilation (tens of seconds), and that run 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -404,20 +403,72 @@ def n_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_threaded(kernel, N, args, threads=None):
-    """Run ``kernel(rows, *args)`` over trajectory indices 0..N-1 on threads (the kernels release the GIL).
+# Slices of the ensemble: each kernel call runs about SLICE_SECONDS of work (adapted from the
+# measured time per row), so the caller's thread returns to Python, where signals are handled,
+# at least that often; a slice is never more than 1 / SLICE_SHARE of a thread's rows (balance).
+SLICE_SECONDS = 0.05
+SLICE_FIRST_ROWS = 4
+SLICE_SHARE = 4
 
-    Rows are dealt round-robin into ~8 chunks per thread so that slow trajectories spread out.
+
+def _run_threaded(kernel, N, args, threads=None):
+    """Run ``kernel(rows, *args)`` over trajectory indices 0..N-1 in short slices, on threads.
+
+    The kernels release the GIL; each thread takes the next slice of consecutive rows from a shared
+    cursor until none are left (dynamic balance: slow trajectories do not hold up a thread's fixed
+    share). Every kernel call is short (``SLICE_SECONDS``), so the run is interruptible: a
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) raised in the calling thread, which
+    waits in Python, stops the other threads after their current slice and propagates within
+    about ``SLICE_SECONDS`` (measured: 0.1-0.3 s on the (16, 12, 8) ensemble, against 80 s when
+    each thread ran one uninterruptible call over its whole share). Each row is written by one
+    kernel call whatever the slicing, so results do not depend on it. With one thread the slices
+    run in the calling thread.
     """
-    threads = n_threads() if threads is None else threads
-    if threads <= 1 or N < 2 * threads:
-        kernel(np.arange(N, dtype=np.int64), *args)
-        return
-    n_chunks = min(N, 8 * threads)
-    chunks = [np.arange(k, N, n_chunks, dtype=np.int64) for k in range(n_chunks)]
-    with ThreadPoolExecutor(max_workers=threads) as ex:
-        for fut in [ex.submit(kernel, ch, *args) for ch in chunks]:
-            fut.result()
+    import threading
+    import time
+
+    threads = n_threads() if threads is None else max(1, int(threads))
+    threads = min(threads, N)
+    cap = max(1, -(-N // (SLICE_SHARE * threads)))
+    lock = threading.Lock()
+    state = {"next": 0, "stop": False, "error": None}
+
+    def work():
+        rows = min(SLICE_FIRST_ROWS, cap)
+        while True:
+            with lock:
+                a = state["next"]
+                if state["stop"] or a >= N:
+                    return
+                b = min(N, a + rows)
+                state["next"] = b
+            t = time.perf_counter()
+            try:
+                kernel(np.arange(a, b, dtype=np.int64), *args)
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+                with lock:
+                    state["stop"] = True
+                    state["error"] = state["error"] or e
+                return
+            per_row = (time.perf_counter() - t) / (b - a)
+            rows = int(min(cap, max(1, SLICE_SECONDS / per_row if per_row > 0 else cap)))
+
+    if threads <= 1:
+        work()
+    else:
+        pool = [threading.Thread(target=work, name=f"flowgeom-kernel-{k}", daemon=True) for k in range(threads)]
+        try:
+            for th in pool:
+                th.start()
+            for th in pool:
+                while th.is_alive():
+                    th.join(0.25)
+        except BaseException:
+            with lock:
+                state["stop"] = True  # the others finish their slice and return; nobody waits for them
+            raise
+    if state["error"] is not None:
+        raise state["error"]
 
 
 def _outputs(N, S, n, states):

@@ -23,13 +23,25 @@ theory
     Saxe et al. mode dynamics: :func:`transition_theory`.
 """
 
-from flowgeom.linear.atlas import ClosedFormAtlas
-from flowgeom.linear.bounds import NormBound, SafeLearningRate, flow_norm_bound, safe_learning_rate
-from flowgeom.linear.charts import StratumChart, apply_gauge, charts_for_stratum, family_names, make_chart, random_gauge
-from flowgeom.linear.measure import build_strata_dataset, strata_table
-from flowgeom.linear.strata import KINDS, Stratum, classify_point, enumerate_strata, format_label, learned_set, parse_label
-from flowgeom.linear.strictness import STRICTNESS_KINDS, StrictnessResult, add_strictness_columns, saddle_strictness
-from flowgeom.linear.theory import transition_theory
+from flowgeom._lazy import attach as _attach
+
+# name -> module, imported on first use (flowgeom._lazy)
+_EXPORTS = {
+    "flowgeom.linear.atlas": ("ClosedFormAtlas",),
+    "flowgeom.linear.bounds": ("NormBound", "SafeLearningRate", "flow_norm_bound", "safe_learning_rate"),
+    "flowgeom.linear.charts": (
+        "StratumChart", "apply_gauge", "charts_for_stratum", "family_names", "make_chart", "random_gauge"
+    ),
+    "flowgeom.linear.measure": ("build_strata_dataset", "strata_table"),
+    "flowgeom.linear.strata": (
+        "KINDS", "Stratum", "classify_point", "enumerate_strata", "format_label", "learned_set", "parse_label"
+    ),
+    "flowgeom.linear.strictness": (
+        "STRICTNESS_KINDS", "StrictnessResult", "add_strictness_columns", "saddle_strictness"
+    ),
+    "flowgeom.linear.theory": ("transition_theory",),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = [
     "ClosedFormAtlas", "KINDS", "NormBound", "SafeLearningRate", "Stratum", "StratumChart", "apply_gauge", "build_strata_dataset",

@@ -15,12 +15,18 @@ jax_model
     :class:`JaxModel`, a JAX loss wrapped as a Model (optional extra ``flowgeom[jax]``).
 """
 
-from flowgeom.models.base import Model, check_params, hessian_from_hvp
-from flowgeom.models.deep_linear import DeepLinearNetwork
-from flowgeom.models.diagonal import DiagonalLinearNetwork
-from flowgeom.models.jax_model import JaxModel
-from flowgeom.models.mlp import MLP, mlp_for_problem
-from flowgeom.models.teacher import teacher_student
+from flowgeom._lazy import attach as _attach
+
+# name -> module, imported on first use (flowgeom._lazy)
+_EXPORTS = {
+    "flowgeom.models.base": ("Model", "check_params", "hessian_from_hvp"),
+    "flowgeom.models.deep_linear": ("DeepLinearNetwork",),
+    "flowgeom.models.diagonal": ("DiagonalLinearNetwork",),
+    "flowgeom.models.jax_model": ("JaxModel",),
+    "flowgeom.models.mlp": ("MLP", "mlp_for_problem"),
+    "flowgeom.models.teacher": ("teacher_student",),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = ["DeepLinearNetwork", "DiagonalLinearNetwork", "JaxModel", "MLP", "Model", "check_params", "hessian_from_hvp", "mlp_for_problem",
            "teacher_student"]

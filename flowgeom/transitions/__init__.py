@@ -38,32 +38,24 @@ J. Amer. Statist. Assoc. 22 (1927).
 
 from __future__ import annotations
 
-from flowgeom.transitions.chain import JumpChain, JumpChainWarning, absorbing_chain, jump_chain, to_deeptime
-from flowgeom.transitions.dataset import chain_dataset, chain_from_dataset, save_transitions, transitions_dataset
-from flowgeom.transitions.detect import Visits, detect_visits
-from flowgeom.transitions.graph import (
-    TransitionGraph,
-    build_transition_graph,
-    graph_from_dataset,
-    read_graphml,
-    to_graphml,
-)
-from flowgeom.transitions.identify import (
-    MINIMUM_KINDS,
-    UNIDENTIFIED,
-    AtlasIdentifier,
-    Identifier,
-    node_of,
-    StratumNode,
-    format_inertia,
-    parse_inertia,
-)
-from flowgeom.transitions.sample import sample_transitions
-from flowgeom.linear.theory import (  # noqa: F401  (private names used by tests)
-    MIDPOINT_Q,
-    _scalar_chain_time,
-    transition_theory,
-)
+from flowgeom._lazy import attach as _attach
+
+# name -> module, imported on first use (flowgeom._lazy)
+_EXPORTS = {
+    "flowgeom.transitions.chain": ("JumpChain", "JumpChainWarning", "absorbing_chain", "jump_chain", "to_deeptime"),
+    "flowgeom.transitions.dataset": ("chain_dataset", "chain_from_dataset", "save_transitions", "transitions_dataset"),
+    "flowgeom.transitions.detect": ("Visits", "detect_visits"),
+    "flowgeom.transitions.graph": (
+        "TransitionGraph", "build_transition_graph", "graph_from_dataset", "read_graphml", "to_graphml"
+    ),
+    "flowgeom.transitions.identify": (
+        "MINIMUM_KINDS", "UNIDENTIFIED", "AtlasIdentifier", "Identifier", "node_of", "StratumNode",
+        "format_inertia", "parse_inertia"
+    ),
+    "flowgeom.transitions.sample": ("sample_transitions",),
+    "flowgeom.linear.theory": ("MIDPOINT_Q", "_scalar_chain_time", "transition_theory"),
+}
+__getattr__, __dir__ = _attach(__name__, _EXPORTS)
 
 __all__ = [
     "JumpChain",
