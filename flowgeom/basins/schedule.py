@@ -20,7 +20,8 @@ flow (Rosenbrock, Gauss--Legendre, models without a kernel) runs numpy code on o
 process, and goes to a local process pool. Measured on this 2-core machine (shared, load average
 6-9), the whole ``flowgeom basins`` command on the standard (16,12,8) workload (4096 Gaussian inits
 of scale 1/sqrt(12), warm compile cache): threads and the pool are a tie within the noise (bare
-integrator / command 1.47 against 1.35, median of three interleaved rounds); earlier runs of
+integrator to T = 50 / command: threads 1.50 and 1.21, pool 1.52 and 1.30, in two runs of
+``benchmarks/bench_basins.py --user``, medians of 3 and 2 interleaved rounds); earlier runs of
 ``sample_basins`` at (4,3,2) gave the same tie (pool 15.9, 13.0, 14.7 s; threads 17.6, 11.7,
 12.4 s). Threads win what does not show in those medians: no worker re-imports the package or
 reloads the kernels (about 2 s of start-up per worker under that load), one copy of the problem
