@@ -200,11 +200,14 @@ _BASINS: dict[str, VariableSpec] = {
     **_stratum_core(),
     "sample": _v(_SAMPLE, "sample index", "index of the sampled initialization"),
     "limit": _v(_SAMPLE, "limit stratum", _LIMIT),
-    "final_loss": _v(_SAMPLE, "final loss", "L(theta) at the end of the flow", _ONE),
-    "final_grad_norm": _v(_SAMPLE, "final gradient norm", "||grad L(theta)|| at the end of the flow", _ONE),
+    "final_loss": _v(_SAMPLE, "final loss", "L(theta) where the sample stopped (for samples whose limit was "
+                      "decided early, on the way to that limit, not at it)", _ONE),
+    "final_grad_norm": _v(_SAMPLE, "final gradient norm", "||grad L(theta)|| where the sample stopped (see "
+                           "final_loss)", _ONE),
     "invariant_drift": _v(_SAMPLE, "invariant drift", "max drift of the conserved W_{i+1}^T W_{i+1} - W_i W_i^T "
                           "(NaN when not monitored)", _ONE),
-    "t_final": _v(_SAMPLE, "final time", "flow time at which the trajectory stopped", _ONE),
+    "t_final": _v(_SAMPLE, "final time", "flow time at which the trajectory stopped (its limit decided, "
+                   "converged, or at the horizon)", _ONE),
     "status": _v(_SAMPLE, "integration status", "flowgeom.flow.Status of the last segment"),
     "n_grad_evals": _v(_SAMPLE, "gradient evaluations", "number of gradient evaluations used"),
     "polished": _v(_SAMPLE, "polished", "true when a final Newton/GD polish was applied"),
