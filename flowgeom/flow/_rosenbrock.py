@@ -22,7 +22,20 @@ Linear algebra. For ``n_params <= DENSE_MAX_PARAMS`` the matrix is formed from
 ``model.hessian`` and inverted once per step and trajectory (batched LAPACK). Above that, each
 solve is GMRES [3] on :math:`v \mapsto v + h\gamma\,\nabla^2 L\,v` with ``model.hvp`` (matrix
 free), to a relative residual ``KRYLOV_RTOL``; a solve that does not converge rejects the step
-(a smaller h makes the system better conditioned).
+(a smaller h makes the system better conditioned). A model that offers
+``gauss_newton_solver`` (:class:`~flowgeom.models.deep_linear.DeepLinearNetwork`: the exact
+inverse of :math:`I + h\gamma J^T J` by a Woodbury/Kronecker solve in residual space) left-
+preconditions GMRES with it. Measured on the raw 10-class image problem (widths (61, 16, 10),
+n = 1136, eig(X X^T) spanning 6.5e6, Hessian norm 1e8): 6.6 GMRES iterations per solve on average
+(at most 10), none failing; without it GMRES stalled at its 60-iteration cap and the steps were
+rejected.
+
+What still limits the step there (measured, not a solver defect): the stiff directions are coupled
+bilinearly (:math:`W_2 z_k = t_k` for the high-variance input directions k is a *curved* slow
+manifold), and a linearly implicit step follows its tangent; the error estimate then grows like
+:math:`h^5` and the accepted step saturates near 0.05 whatever rtol is (1e-4 and 1e-6 give the
+same steps), about 150 steps per unit time in the slow phase. scipy's BDF (Newton iterations on
+the nonlinear stage equation) takes about 5x larger steps there.
 
 Dense output: RODAS4's own continuous extension of order 3 ([2] Sec. IV.7 and the code RODAS:
 :math:`y(t_0+\theta h) = (1-\theta) y_0 + \theta (y_1 + (1-\theta)(q_1 + \theta q_2))`, :math:`q = D k`,
@@ -56,6 +69,7 @@ from flowgeom.flow._status import RUNNING as _RUNNING
 
 DENSE_MAX_PARAMS = 200  # above this, the stage systems are solved by GMRES on model.hvp
 KRYLOV_RTOL = 1e-10  # relative residual of the GMRES solves
+KRYLOV_PRECONDITIONED_RTOL = 1e-2  # times rtol: the left-preconditioned residual is a relative error of k
 KRYLOV_MAXITER = 60  # GMRES iterations (no restart) before the step is rejected
 
 # ---------------------------------------------------------------- tableaus (KPP form, ref. [1])
@@ -135,7 +149,7 @@ def _hermite(y0, f0, y1, f1, h, theta):
             + (-2 * t3 + 3 * t2) * y1 + (t3 - t2) * h * f1)
 
 
-def _dense_solver(model, y, hg):
+def _dense_solver(model, y, hg, rtol=None):
     """Solver ``r -> (I/(h gamma) + Hess)^{-1} r`` for each row, from the dense Hessian; and ok mask."""
     m, n = y.shape
     Gm = np.asarray(model.hessian(y), dtype=np.float64) + (1.0 / hg)[:, None, None] * np.eye(n)
@@ -214,7 +228,7 @@ def gmres(op, b, *, rtol=KRYLOV_RTOL, maxiter=KRYLOV_MAXITER):
     return x, done & np.all(np.isfinite(x), axis=1)
 
 
-def _krylov_solver(model, y, hg):
+def _krylov_solver(model, y, hg, rtol=1e-6):
     r"""Solver ``r -> (I/(h gamma) + Hess)^{-1} r`` by GMRES on HVPs, left-preconditioned when the model can.
 
     A model with ``gauss_newton_solver(y, h gamma)`` (the exact inverse :math:`P` of
@@ -223,7 +237,10 @@ def _krylov_solver(model, y, hg):
     curvature, and its residual :math:`\|P(b - A k)\|` approximates the *error* of k. (The true
     residual would not do: with :math:`\mathrm{cond}(A) \sim h\gamma\lambda_{max} \sim 10^8` a
     small residual allows a large error along stiff directions, which the step's error estimate,
-    built from the same solves, does not see.) Otherwise the scaling by :math:`h\gamma` alone.
+    built from the same solves, does not see.) Being a relative error, that residual is solved to
+    ``KRYLOV_PRECONDITIONED_RTOL * rtol`` (at most 1e-8): on the raw 10-class image problem this gives
+    the same steps and final losses (to 1e-9) as 1e-10, with 30% fewer HVPs. Otherwise the scaling by
+    :math:`h\gamma` alone, to the true relative residual ``KRYLOV_RTOL``.
     """
     hgc = hg[:, None]
     pre = None
@@ -241,8 +258,10 @@ def _krylov_solver(model, y, hg):
         def op(v):
             return pre(v + hgc * model.hvp(y, v))
 
+        tol = min(KRYLOV_RTOL * 100.0, KRYLOV_PRECONDITIONED_RTOL * rtol)
+
         def solve(r):
-            return gmres(op, pre(hgc * r))
+            return gmres(op, pre(hgc * r), rtol=tol)
 
     return solve, np.ones(y.shape[0], dtype=bool)
 
@@ -280,7 +299,7 @@ def rosenbrock(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, m
             h = np.where(t1 - t <= dt0 * (1 + 1e-8), t1 - t, h)
         h = np.minimum(h, t1 - t)
         hc = h[:, None]
-        solve, ok = make_solver(model, y, tab.gamma * h)
+        solve, ok = make_solver(model, y, tab.gamma * h, rtol)
         K = np.empty((s, m, n))
         F = f
         for i in range(s):
