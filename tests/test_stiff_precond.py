@@ -33,7 +33,7 @@ def _jacobian_complex_step(net, theta):
     return np.array(cols).T
 
 
-@pytest.mark.parametrize("widths", [(5, 4, 3), (6, 3, 4, 2), (4, 5, 3, 3, 2)])
+@pytest.mark.parametrize("widths", [(5, 4, 3), (4, 5, 3), (6, 3, 4, 2), (4, 5, 3, 3, 2)])
 @pytest.mark.parametrize("raw", [False, True])
 def test_gauss_newton_solver_against_dense_solve(widths, raw):
     rng = np.random.default_rng(11)

@@ -182,7 +182,7 @@ def gmres(op, b, *, rtol=KRYLOV_RTOL, maxiter=KRYLOV_MAXITER):
     k = max(1, min(maxiter, n))
     beta = np.linalg.norm(b, axis=1)
     safe = np.where(beta > 0, beta, 1.0)
-    V = np.zeros((k + 1, m, n))
+    V = np.empty((k + 1, m, n))  # only V[:j + 2] is ever read
     V[0] = b / safe[:, None]
     H = np.zeros((m, k + 1, k))
     cs = np.zeros((m, k))

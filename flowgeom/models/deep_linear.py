@@ -346,7 +346,10 @@ class DeepLinearNetwork:
         (:math:`W_{>H+1} = I`, :math:`W_{<1} = I`). For H = 1 the two terms are
         :math:`A_1 E\, R^T R + E\, B_2`: in the eigenbasis :math:`A_1 = Q \Lambda Q^T` row i of
         :math:`Q^T E` solves :math:`\tilde e_i (\lambda_i R^T R + B_2 + \eta^{-1} I) = \tilde f_i`,
-        d_y inverses of size d_x (the structure K-FAC approximates [1] is here exact).
+        d_y inverses of size d_x (the structure K-FAC approximates [1] is here exact); when
+        :math:`d_1 < d_x`, :math:`B_2 = (W_1 R)^T (W_1 R)` has rank d_1 and, in the eigenbasis of
+        :math:`R^T R`, each is a diagonal plus rank-d_1 matrix inverted by Woodbury through
+        :math:`d_1 \times d_1` matrices.
         For H >= 2 the :math:`d_y d_x` system is formed and inverted densely.
 
         Parameters
@@ -387,9 +390,10 @@ class DeepLinearNetwork:
             acc = W[j] if acc is None else acc @ W[j]
         eye_x = np.eye(dx)
         RtR = eye_x if R is None else R.T @ R
+        low_rank = L == 2 and self.widths[1] < dx
         Bs, As = [], []
         for j in range(L):
-            if j == 0:
+            if j == 0 or low_rank:  # (the low-rank path uses W_1 R itself, not B_2)
                 B = np.broadcast_to(RtR, (m, dx, dx))
             else:
                 Z = pre[j - 1] if R is None else pre[j - 1] @ R  # W_{<j} R, (m, d_{j}, dx)
@@ -402,15 +406,33 @@ class DeepLinearNetwork:
         with np.errstate(all="ignore"):
             if L == 2:
                 lam, Q = np.linalg.eigh(np.where(ok[:, None, None], As[0], np.eye(dy)))
+            if low_rank:
+                # C_i = lambda_i R^T R + eta^{-1} I + G^T G with G = W_1 R of rank d_1 < d_x: in the
+                # eigenbasis R^T R = Qx diag(delta) Qx^T, C_i = D_i + G^T G with D_i diagonal, inverted by
+                # Woodbury through d_1 x d_1 matrices K_i = (I + G D_i^{-1} G^T)^{-1}.
+                if R is None:
+                    delta, Qx = np.ones(dx), None
+                    G = W[0]
+                else:
+                    delta, Qx = np.linalg.eigh(RtR)
+                    G = W[0] @ (R @ Qx)
+                Dinv = 1.0 / (lam[:, :, None] * delta + inv[:, :, 0][:, :, None])  # (m, dy, dx)
+                Kmat = (G[:, None] * Dinv[:, :, None, :]) @ _mT(G)[:, None] + np.eye(self.widths[1])
+                good = ok & np.all(np.isfinite(Kmat), axis=(1, 2, 3)) & np.all(np.isfinite(Dinv), axis=(1, 2))
+                Kmat = np.where(good[:, None, None, None], Kmat, np.eye(self.widths[1]))
+                Dinv = np.where(good[:, None, None], Dinv, 1.0)
+                Kinv = _batched_inverse(Kmat, good)
+            elif L == 2:
                 C = lam[:, :, None, None] * np.asarray(Bs[0])[:, None] + (Bs[1] + inv * eye_x)[:, None]
             else:
                 C = inv * np.eye(dy * dx)
                 for A, B in zip(As, Bs):
                     Aj = np.broadcast_to(np.eye(dy), (m, dy, dy)) if A is None else A
                     C = C + np.einsum("mab,mcd->macbd", Aj, B).reshape(m, dy * dx, dy * dx)
-            good = np.all(np.isfinite(C), axis=tuple(range(1, C.ndim))) & ok
-            C = np.where(good.reshape((m,) + (1,) * (C.ndim - 1)), C, np.eye(C.shape[-1]))
-            Cinv = _batched_inverse(C, good)
+            if not low_rank:
+                good = np.all(np.isfinite(C), axis=tuple(range(1, C.ndim))) & ok
+                C = np.where(good.reshape((m,) + (1,) * (C.ndim - 1)), C, np.eye(C.shape[-1]))
+                Cinv = _batched_inverse(C, good)
 
         def J(v):
             V = self.unpack(v)
@@ -426,7 +448,17 @@ class DeepLinearNetwork:
         def solve(v):
             F = J(v)  # (m, dy, dx)
             with np.errstate(all="ignore"):
-                if L == 2:
+                if low_rank:
+                    Ft = _mT(Q) @ F  # rows in the eigenbasis of A_1
+                    if Qx is not None:
+                        Ft = Ft @ Qx  # columns in the eigenbasis of R^T R
+                    U = Ft * Dinv
+                    w = np.einsum("mipq,miq->mip", Kinv, U @ _mT(G))
+                    Et = U - (w @ G) * Dinv
+                    if Qx is not None:
+                        Et = Et @ Qx.T
+                    E = Q @ Et
+                elif L == 2:
                     Ft = _mT(Q) @ F  # rows in the eigenbasis of A_1
                     Et = np.einsum("mijk,mik->mij", Cinv, Ft)
                     E = Q @ Et
