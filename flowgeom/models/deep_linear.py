@@ -62,6 +62,27 @@ def validate_widths(widths, name: str = "widths") -> tuple[int, ...]:
     return w
 
 
+GN_DENSE_MAX = 1200  # H >= 2: largest residual-space size d_y d_x factorised densely by gauss_newton_solver
+
+
+def _batched_inverse(C, good):
+    """Inverses of the matrices ``C`` (..., k, k) of each batch row; rows that fail get the identity, good False."""
+    try:
+        out = np.linalg.inv(C)
+    except np.linalg.LinAlgError:
+        out = np.empty_like(C)
+        for i in range(C.shape[0]):  # one singular matrix must not stop the batch
+            try:
+                out[i] = np.linalg.inv(C[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.eye(C.shape[-1])
+                good[i] = False
+    bad = ~np.all(np.isfinite(out), axis=tuple(range(1, out.ndim)))
+    good &= ~bad
+    out[bad] = np.eye(C.shape[-1])
+    return out
+
+
 def _mT(A):
     """Transpose of the last two axes (no conjugation, so complex-step stays valid)."""
     return np.swapaxes(A, -1, -2)
@@ -309,6 +330,144 @@ class DeepLinearNetwork:
                 out[j] = dA @ _mT(pre[j - 1]) + A @ _mT(dpre[j - 1])
                 A, dA = _mT(W[j]) @ A, _mT(V[j]) @ A + _mT(W[j]) @ dA
         return self.pack(out)
+
+    def gauss_newton_solver(self, theta: Params, shift):
+        r"""Exact solver of the shifted Gauss--Newton system :math:`(I + \eta\, J^T J)\, x = v`, batched.
+
+        With the residual map :math:`\theta \mapsto P R` (P = W_{H+1} \cdots W_1) and its Jacobian J,
+        :math:`J^T J` is the Gauss--Newton part of :math:`\nabla^2 L` (exact at a zero-residual
+        minimum). By the Woodbury identity
+
+        .. math:: (I + \eta J^T J)^{-1} = I - J^T (\eta^{-1} I + J J^T)^{-1} J,
+
+        a solve in residual space (:math:`d_y d_x` unknowns), where
+        :math:`J J^T E = \sum_{j=1}^{H+1} A_j E B_j` with
+        :math:`A_j = W_{>j} W_{>j}^T` and :math:`B_j = R^T W_{<j}^T W_{<j} R`
+        (:math:`W_{>H+1} = I`, :math:`W_{<1} = I`). For H = 1 the two terms are
+        :math:`A_1 E\, R^T R + E\, B_2`: in the eigenbasis :math:`A_1 = Q \Lambda Q^T` row i of
+        :math:`Q^T E` solves :math:`\tilde e_i (\lambda_i R^T R + B_2 + \eta^{-1} I) = \tilde f_i`,
+        d_y inverses of size d_x (the structure K-FAC approximates [1] is here exact); when
+        :math:`d_1 < d_x`, :math:`B_2 = (W_1 R)^T (W_1 R)` has rank d_1 and, in the eigenbasis of
+        :math:`R^T R`, each is a diagonal plus rank-d_1 matrix inverted by Woodbury through
+        :math:`d_1 \times d_1` matrices.
+        For H >= 2 the :math:`d_y d_x` system is formed and inverted densely.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (m, n)
+            Points (one system per row).
+        shift : ndarray, shape (m,)
+            :math:`\eta > 0` per row (for a Rosenbrock stage, :math:`h\gamma`).
+
+        Returns
+        -------
+        solve : callable or None
+            ``solve(v)`` for ``v`` of shape (m, n) returns x (m, n). None when the residual-space
+            system is too large to factorise (H >= 2 and :math:`d_y d_x >` ``GN_DENSE_MAX``).
+        ok : ndarray of bool, shape (m,)
+            Rows whose factorisation succeeded (the others get the identity).
+
+        References
+        ----------
+        .. [1] J. Martens, R. Grosse, "Optimizing neural networks with Kronecker-factored
+           approximate curvature", ICML (2015).
+        """
+        theta = check_params(theta, self.n_params)
+        eta = np.asarray(shift, dtype=np.float64)
+        m = theta.shape[0]
+        dy, dx = self.widths[-1], self.widths[0]
+        if self.depth_H >= 2 and dy * dx > GN_DENSE_MAX:
+            return None, np.zeros(m, dtype=bool)
+        W = self.unpack(theta)
+        pre = self._prefixes(W)  # pre[j] = W_{j+1} ... W_1
+        R = self.input_factor
+        L = self.n_layers
+        # suffixes S[j] = W_{H+1} ... W_{j+2} (so that A_{j+1} = S[j] S[j]^T, 0-based layer j), S[L-1] = I
+        suf = [None] * L
+        acc = None
+        for j in range(L - 1, -1, -1):
+            suf[j] = acc
+            acc = W[j] if acc is None else acc @ W[j]
+        eye_x = np.eye(dx)
+        RtR = eye_x if R is None else R.T @ R
+        low_rank = L == 2 and self.widths[1] < dx
+        Bs, As = [], []
+        for j in range(L):
+            if j == 0 or low_rank:  # (the low-rank path uses W_1 R itself, not B_2)
+                B = np.broadcast_to(RtR, (m, dx, dx))
+            else:
+                Z = pre[j - 1] if R is None else pre[j - 1] @ R  # W_{<j} R, (m, d_{j}, dx)
+                B = _mT(Z) @ Z
+            A = None if suf[j] is None else suf[j] @ _mT(suf[j])
+            Bs.append(B)
+            As.append(A)
+        inv = (1.0 / np.where(eta > 0, eta, np.inf))[:, None, None]
+        ok = np.isfinite(eta) & (eta > 0) & np.all(np.isfinite(theta), axis=1)
+        with np.errstate(all="ignore"):
+            if L == 2:
+                lam, Q = np.linalg.eigh(np.where(ok[:, None, None], As[0], np.eye(dy)))
+            if low_rank:
+                # C_i = lambda_i R^T R + eta^{-1} I + G^T G with G = W_1 R of rank d_1 < d_x: in the
+                # eigenbasis R^T R = Qx diag(delta) Qx^T, C_i = D_i + G^T G with D_i diagonal, inverted by
+                # Woodbury through d_1 x d_1 matrices K_i = (I + G D_i^{-1} G^T)^{-1}.
+                if R is None:
+                    delta, Qx = np.ones(dx), None
+                    G = W[0]
+                else:
+                    delta, Qx = np.linalg.eigh(RtR)
+                    G = W[0] @ (R @ Qx)
+                Dinv = 1.0 / (lam[:, :, None] * delta + inv[:, :, 0][:, :, None])  # (m, dy, dx)
+                Kmat = (G[:, None] * Dinv[:, :, None, :]) @ _mT(G)[:, None] + np.eye(self.widths[1])
+                good = ok & np.all(np.isfinite(Kmat), axis=(1, 2, 3)) & np.all(np.isfinite(Dinv), axis=(1, 2))
+                Kmat = np.where(good[:, None, None, None], Kmat, np.eye(self.widths[1]))
+                Dinv = np.where(good[:, None, None], Dinv, 1.0)
+                Kinv = _batched_inverse(Kmat, good)
+            elif L == 2:
+                C = lam[:, :, None, None] * np.asarray(Bs[0])[:, None] + (Bs[1] + inv * eye_x)[:, None]
+            else:
+                C = inv * np.eye(dy * dx)
+                for A, B in zip(As, Bs):
+                    Aj = np.broadcast_to(np.eye(dy), (m, dy, dy)) if A is None else A
+                    C = C + np.einsum("mab,mcd->macbd", Aj, B).reshape(m, dy * dx, dy * dx)
+            if not low_rank:
+                good = np.all(np.isfinite(C), axis=tuple(range(1, C.ndim))) & ok
+                C = np.where(good.reshape((m,) + (1,) * (C.ndim - 1)), C, np.eye(C.shape[-1]))
+                Cinv = _batched_inverse(C, good)
+
+        def J(v):
+            V = self.unpack(v)
+            dP = V[0]
+            for j in range(1, L):
+                dP = V[j] @ pre[j - 1] + W[j] @ dP
+            return dP if R is None else dP @ R
+
+        def Jt(E):
+            G = E if R is None else E @ R.T
+            return self.pack(self._backprop(W, pre, G))
+
+        def solve(v):
+            F = J(v)  # (m, dy, dx)
+            with np.errstate(all="ignore"):
+                if low_rank:
+                    Ft = _mT(Q) @ F  # rows in the eigenbasis of A_1
+                    if Qx is not None:
+                        Ft = Ft @ Qx  # columns in the eigenbasis of R^T R
+                    U = Ft * Dinv
+                    w = np.einsum("mipq,miq->mip", Kinv, U @ _mT(G))
+                    Et = U - (w @ G) * Dinv
+                    if Qx is not None:
+                        Et = Et @ Qx.T
+                    E = Q @ Et
+                elif L == 2:
+                    Ft = _mT(Q) @ F  # rows in the eigenbasis of A_1
+                    Et = np.einsum("mijk,mik->mij", Cinv, Ft)
+                    E = Q @ Et
+                else:
+                    E = np.einsum("mab,mb->ma", Cinv, F.reshape(m, dy * dx)).reshape(m, dy, dx)
+            x = v - Jt(E)
+            return np.where(good[:, None], x, v)
+
+        return solve, good
 
     def hessian(self, theta: Params) -> FloatArray:
         """Dense Hessian, shape ``(..., n, n)``, assembled from exact HVPs (see :func:`hessian_from_hvp`)."""
