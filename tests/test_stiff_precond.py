@@ -141,8 +141,8 @@ def test_basins_limits_on_raw_data_agree_with_a_tight_radau_reference():
     """sample_basins (integrator auto -> Rosenbrock on raw data) classifies each sample as a Radau
     solve at rtol 1e-10 with the exact Jacobian, run until ||grad L|| <= 1e-9, does.
 
-    certify=False: the exact-flow certification re-runs candidates with DOPRI5 at rtol 1e-12
-    (basins/limits.py), which on this stiff flow does not finish (reported to the lead).
+    With the exact-flow certification on: its re-runs use the stiff method the chunk used (DOPRI5 at
+    rtol 1e-12 did not finish on this flow).
     """
     from flowgeom._resolve import as_atlas
     from flowgeom.basins._sample import sample_basins
@@ -152,7 +152,7 @@ def test_basins_limits_on_raw_data_agree_with_a_tight_radau_reference():
     X = rng.standard_normal((3, 20)) * np.array([[1.0], [10.0], [300.0]])
     Y = rng.standard_normal((3, 20))
     pb = Problem.from_data(X, Y, (3, 3, 3))
-    ds = sample_basins(pb, 6, seed=3, scheduler="synchronous", progress=False, keep_states=True, certify=False)
+    ds = sample_basins(pb, 6, seed=3, scheduler="synchronous", progress=False, keep_states=True)
     assert ds.attrs["method"] in ("auto", "rosenbrock")
     model = pb.network()
     atlas = as_atlas(pb)

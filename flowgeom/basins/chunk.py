@@ -15,7 +15,7 @@ from flowgeom.critical.atlas import UNCLASSIFIED, Limit
 from flowgeom.flow import SaveAt, Status, gradient_descent, integrate
 from flowgeom.basins.samplers import Initializer
 from flowgeom.basins.limits import (
-    SAVES_PER_SEGMENT, approach_candidates, certify, decided_early, locate_horizons, sublevel_barrier,
+    RERUN_METHOD, SAVES_PER_SEGMENT, approach_candidates, certify, decided_early, locate_horizons, sublevel_barrier,
 )
 from flowgeom.flow._stiffness import stiffness
 
@@ -217,6 +217,7 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         stops = _stops(job, early=False)
     active = np.arange(N)
     horizon = 0.0
+    stiff_flow = False
     for pause, major in stops:
         duration = pause - horizon
         first = pause <= job.t1 * (1 + 1e-12)
@@ -225,6 +226,8 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
                       method=first_method if first else None)
         record(active, tr.y_final, tr.t_final, tr.status, tr.loss_final, tr.grad_norm_final,
                tr.invariant_drift, tr.n_rhs, y_start)
+        if first and tr.method == "rosenbrock":
+            stiff_flow = True  # the certification re-runs this flow: with the stiff method too
         if job.certify:
             for arr_, val in ((saves_t, horizon + tr.ts), (saves_l, tr.loss), (saves_g, tr.grad_norm)):
                 full = np.full((N, tr.ts.size), np.nan)
@@ -269,7 +272,7 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         tap = approach_candidates(np.concatenate(saves_t, axis=1), np.concatenate(saves_l, axis=1),
                                   np.concatenate(saves_g, axis=1), limit_loss)
         exact, decided, rho = certify(job.model, job.atlas, theta0, tap, limit_loss, limit, seed=job.seed,
-                                      index0=start)
+                                      index0=start, method="rosenbrock" if stiff_flow else RERUN_METHOD)
     out = {
         "start": start,
         "stop": stop,

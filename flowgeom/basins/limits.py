@@ -22,8 +22,9 @@ above the limit's by ``APPROACH_LOSS_GAP`` and the gradient norm at a save point
 ``APPROACH_GRAD`` :math:`(1 + L)`), the state of minimal :math:`\|\nabla L\|` is located
 (``atlas.locate(plateau=True)``), :math:`\lambda` is the negative of the smallest Hessian eigenvalue there,
 and the sample is re-run twice from :math:`\theta_0 + \delta_i \|\theta_0\| \xi` (:math:`\xi` a seeded
-random unit vector, :math:`\delta_1 = 10^{-10}`, :math:`\delta_2 = 10^{-6}`) with DOPRI5 at
-``RERUN_RTOL`` = 1e-12 (its leak into the unstable direction is then far below :math:`\delta_1`; the
+random unit vector, :math:`\delta_1 = 10^{-10}`, :math:`\delta_2 = 10^{-6}`) with DOPRI5 (or, when the
+chunk's flow was stiff, the L-stable Rosenbrock method that ran it: DOPRI5 at this tolerance would need
+millions of steps there) at ``RERUN_RTOL`` = 1e-12 (its leak into the unstable direction is then far below :math:`\delta_1`; the
 invariant-preserving Gauss--Legendre scheme gave the same decisions on balanced 2x2x2 inits at about
 12 times the cost, and neither float64 scheme stays on the stable manifold by itself). The ratio
 :math:`\rho = \lambda(\tau(\delta_1) - \tau(\delta_2))/\ln(\delta_2/\delta_1)` decides: :math:`\rho \ge`
@@ -55,7 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowgeom.critical.atlas import UNCLASSIFIED
-from flowgeom.flow import SaveAt, integrate
+from flowgeom.flow import SaveAt, Status, integrate
 
 # A save point counts as an approach to a saddle when its loss exceeds the final loss by this
 # (relative to 1 + |L|) and its gradient norm is below APPROACH_GRAD (1 + L).
@@ -68,6 +69,8 @@ DELTAS = (1e-10, 1e-6)
 RERUN_METHOD = "dopri5"
 RERUN_RTOL = 1e-12
 RERUN_ATOL = 1e-15
+# Step budget of a re-run; a row that exhausts it (or fails otherwise) is undecided, never relabelled.
+RERUN_MAX_STEPS = 10**6
 RERUN_SAVES = 400
 ROUNDOFF_RATIO = 0.6
 GENUINE_RATIO = 0.25
@@ -137,18 +140,28 @@ def approach_candidates(t_saves, loss_saves, grad_saves, final_loss):
     return np.where(cand, t_saves[np.arange(g.shape[0]), j], np.nan)
 
 
-def _escape_time(model, theta, t_end, level):
-    """First time the loss falls below ``level`` (per row), inf if never before t_end."""
+def _rerun_ok(tr) -> np.ndarray:
+    """Rows of a re-run that reached its final time (the others decide nothing)."""
+    return np.asarray(tr.status) == int(Status.REACHED_T1)
+
+
+def _escape_time(model, theta, t_end, level, method):
+    """First time the loss falls below ``level`` (per row), inf if never before t_end; and which rows ran to t_end."""
     ts = np.linspace(0.0, t_end, RERUN_SAVES + 1)
-    tr = integrate(model, theta, t_end, method=RERUN_METHOD, rtol=RERUN_RTOL, atol=RERUN_ATOL,
-                   saveat=SaveAt(ts=ts, states=False), grad_tol=0.0, max_steps=10**7)
+    tr = integrate(model, theta, t_end, method=method, rtol=RERUN_RTOL, atol=RERUN_ATOL,
+                   saveat=SaveAt(ts=ts, states=False), grad_tol=0.0, max_steps=RERUN_MAX_STEPS)
     below = tr.loss <= level[:, None]
     first = np.argmax(below, axis=1)
-    return np.where(below.any(axis=1), ts[first], np.inf)
+    # a row that escaped before failing still has its escape time; one that failed before escaping has none
+    ok = _rerun_ok(tr) | below.any(axis=1)
+    return np.where(below.any(axis=1), ts[first], np.inf), ok
 
 
-def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, index0):
+def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, index0, method=RERUN_METHOD):
     """Exact-flow limits of candidate samples (module docstring).
+
+    ``method`` is the integrator of the re-runs: ``RERUN_METHOD`` (DOPRI5), or "rosenbrock" when the
+    samples' flow is stiff. Rows whose re-runs fail (step budget, non-finite) stay undecided.
 
     Returns ``(limit_exact, decided, rho)`` for all rows; rows without a candidate approach
     (``t_approach`` NaN) keep ``limit_key`` and are decided.
@@ -167,12 +180,16 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     tps = np.unique(t_approach[cand])
     pos = np.searchsorted(tps, t_approach[cand])
     if tps[-1] > 0:
-        tr = integrate(model, theta0[cand], float(tps[-1]), method=RERUN_METHOD, rtol=RERUN_RTOL, atol=RERUN_ATOL,
-                       saveat=SaveAt(ts=np.concatenate([[0.0], tps]), states=True), grad_tol=0.0, max_steps=10**7)
+        tr = integrate(model, theta0[cand], float(tps[-1]), method=method, rtol=RERUN_RTOL, atol=RERUN_ATOL,
+                       saveat=SaveAt(ts=np.concatenate([[0.0], tps]), states=True), grad_tol=0.0,
+                       max_steps=RERUN_MAX_STEPS)
         yp = tr.ys[np.arange(cand.size), pos + 1]
+        reached = _rerun_ok(tr)
     else:
         yp = theta0[cand].copy()
-    ok = np.all(np.isfinite(yp), axis=1)
+        reached = np.ones(cand.size, dtype=bool)
+    ok = np.all(np.isfinite(yp), axis=1) & reached
+    decided[cand[~ok]] = False
     yp = np.where(ok[:, None], yp, theta0[cand])
     lp = model.loss(yp)
     keys = np.asarray(atlas.locate(yp, lp, plateau=True), dtype=np.int64)
@@ -186,13 +203,14 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     rows = cand[run]
     level = 0.5 * (lp[run] + final_loss[rows])
     t_end = t_approach[rows] + 40.0 / lam[run]
-    taus = []
+    taus, ran = [], np.ones(rows.size, dtype=bool)
     for d in DELTAS:
         th = theta0[rows].copy()
         for i, c in enumerate(rows):
             xi = np.random.default_rng([int(seed), int(index0 + c), 17]).standard_normal(th.shape[1])
             th[i] += d * np.linalg.norm(th[i]) * xi / np.linalg.norm(xi)
-        tau = _escape_time(model, th, float(t_end.max()), level)
+        tau, ok_d = _escape_time(model, th, float(t_end.max()), level, method)
+        ran &= ok_d
         taus.append(np.where(tau <= t_end, tau, np.inf))
     with np.errstate(all="ignore"):
         r = lam[run] * (taus[0] - taus[1]) / np.log(DELTAS[1] / DELTAS[0])
@@ -200,8 +218,9 @@ def certify(model, atlas, theta0, t_approach, final_loss, limit_key, *, seed, in
     rho[rows] = r
     roundoff = r >= ROUNDOFF_RATIO
     genuine = r <= GENUINE_RATIO
+    roundoff &= ran
     exact[rows[roundoff]] = keys[run][roundoff]
-    decided[rows] = roundoff | genuine
+    decided[rows] = (roundoff | genuine) & ran
     return exact, decided, rho
 
 
