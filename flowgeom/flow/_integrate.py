@@ -192,7 +192,7 @@ def integrate(
           Hessian), "fixed-point", or "auto" (newton for n <= 200).
         - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS4, order 4(3), the exact Hessian as
           Jacobian (``solver``: "dense" LU for n <= 200, "krylov" GMRES on ``model.hvp``
-          beyond; "auto" picks); cubic Hermite dense output. For stiff flows (raw data).
+          beyond; "auto" picks); RODAS4's stage-based dense output (order 3). For stiff flows (raw data).
         - ``"auto"``: a stiffness estimate at t0 (:func:`flowgeom.flow._stiffness.stiffness`)
           picks "rosenbrock" or "dopri5"; ``Trajectory.method`` is the method that ran and
           ``Trajectory.info`` holds the estimate and ``{"requested": "auto"}``.
