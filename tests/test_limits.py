@@ -117,3 +117,25 @@ def test_horizons_through_a_store_match_memory(tmp_path):
     assert np.array_equal(mem.horizon_limit.values, sto.horizon_limit.values)
     assert np.array_equal(mem.limit_exact.values, sto.limit_exact.values)
     np.testing.assert_array_equal(mem.fraction_by_horizon.values, sto.fraction_by_horizon.values)
+
+
+def test_approach_candidates_measure_losses_above_the_data_offset():
+    """A constant data offset (Problem.from_data's irreducible loss) changes no candidate: the same save
+    curves shifted by c with offset=c give the same approach times; without the offset, the thresholds scale
+    with c (the gap with 1e-3 c, the gradient with 1e-2 c) and decide on the size of the offset instead."""
+    from flowgeom.basins.limits import approach_candidates
+
+    t = np.tile(np.linspace(0.0, 10.0, 11), (3, 1))
+    loss = np.array([np.linspace(5.0, 0.0, 11),  # plain descent, no plateau
+                     np.r_[5.0, 2.0, 2.0, 2.0, 1.0, 0.5, 0.1, 0.0, 0.0, 0.0, 0.0],  # plateau at 2
+                     np.linspace(3.0, 0.0, 11)])
+    grad = np.array([np.full(11, 1.0), np.r_[3.0, 1e-4, 1e-5, 1e-4, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                     np.full(11, 2.0)])
+    final = loss[:, -1].copy()
+    base = approach_candidates(t, loss, grad, final)
+    assert np.isnan(base[0]) and base[1] == 2.0 and np.isnan(base[2])
+    c = 1e4
+    shifted = approach_candidates(t, loss + c, grad, final + c, offset=c)
+    np.testing.assert_array_equal(np.isnan(shifted), np.isnan(base))
+    assert shifted[1] == 2.0
+    assert np.isnan(approach_candidates(t, loss + c, grad, final + c)[1])  # the bug this guards: plateau missed

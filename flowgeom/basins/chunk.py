@@ -270,7 +270,8 @@ def _run_chunk(job: _Job, start: int, stop: int, theta0=None) -> dict:
         for k in np.unique(early[early >= 0]):
             limit_loss[early == k] = job.atlas.get(int(k)).critical_value + job.atlas.loss_offset
         tap = approach_candidates(np.concatenate(saves_t, axis=1), np.concatenate(saves_l, axis=1),
-                                  np.concatenate(saves_g, axis=1), limit_loss)
+                                  np.concatenate(saves_g, axis=1), limit_loss,
+                                  offset=job.atlas.loss_offset)
         exact, decided, rho = certify(job.model, job.atlas, theta0, tap, limit_loss, limit, seed=job.seed,
                                       index0=start, method="rosenbrock" if stiff_flow else RERUN_METHOD)
     out = {

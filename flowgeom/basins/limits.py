@@ -129,13 +129,20 @@ def decided_early(atlas, y, loss) -> np.ndarray:
     return out
 
 
-def approach_candidates(t_saves, loss_saves, grad_saves, final_loss):
-    """Per sample: the save time of the closest approach to a set above the limit, or NaN."""
-    thr = final_loss[:, None] + APPROACH_LOSS_GAP * (1.0 + np.abs(final_loss[:, None]))
-    g = np.where((loss_saves > thr) & np.isfinite(grad_saves), grad_saves, np.inf)
+def approach_candidates(t_saves, loss_saves, grad_saves, final_loss, offset=0.0):
+    """Per sample: the save time of the closest approach to a set above the limit, or NaN.
+
+    Loss gaps and gradient thresholds are relative to the loss above the data's constant ``offset``
+    (``atlas.loss_offset``: the part no parameter can remove), so a large offset does not make every
+    save point look like an approach.
+    """
+    fl = final_loss[:, None] - offset
+    thr = fl + APPROACH_LOSS_GAP * (1.0 + np.abs(fl))
+    rel = loss_saves - offset
+    g = np.where((rel > thr) & np.isfinite(grad_saves), grad_saves, np.inf)
     j = np.argmin(g, axis=1)
     gmin = g[np.arange(g.shape[0]), j]
-    lp = loss_saves[np.arange(g.shape[0]), j]
+    lp = rel[np.arange(g.shape[0]), j]
     cand = gmin <= APPROACH_GRAD * (1.0 + np.abs(lp))
     return np.where(cand, t_saves[np.arange(g.shape[0]), j], np.nan)
 
