@@ -106,7 +106,8 @@ def atlas(
         Keywords of the atlas (:class:`flowgeom.linear.ClosedFormAtlas` or
         :class:`flowgeom.critical.SearchedAtlas`, e.g. ``n_starts``).
     progress : bool, default False
-        Progress bars.
+        Progress bars with an ETA for the basins, the transitions and the strata (tqdm; the
+        transitions' and strata's are silent when stderr is not a terminal).
 
     Returns
     -------
@@ -139,6 +140,7 @@ def atlas(
         t = time.perf_counter()
         topts = dict(transitions_options or {})
         topts.setdefault("init_scale", transition_scale)
+        topts.setdefault("progress", progress)
         out["transitions"] = sample_transitions(A, transition_samples, atlas=A, seed=seed, **topts)
         out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
     t = time.perf_counter()

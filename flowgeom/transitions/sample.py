@@ -87,6 +87,59 @@ def _default_t1(atlas, eps: float, init: str) -> float:
     return factor * t_pred + 20.0 / smin
 
 
+PROGRESS_CHUNKS = 20
+"""With ``progress=True`` the ensemble is integrated in about this many chunks (one bar update each)."""
+
+
+def _concat_trajectories(parts):
+    """One :class:`~flowgeom.flow.Trajectory` from chunks of the same run (same save times, method, tolerances)."""
+    import dataclasses
+
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    per_sample = ("loss", "grad_norm", "y_final", "t_final", "loss_final", "grad_norm_final", "status", "n_steps",
+                  "n_rhs", "invariant_drift")
+    fields = {k: np.concatenate([getattr(p, k) for p in parts], axis=0) for k in per_sample}
+    fields["ys"] = None if first.ys is None else np.concatenate([p.ys for p in parts], axis=0)
+    return dataclasses.replace(first, **fields)
+
+
+def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
+    r"""``integrate(net, theta0, t1, method=method, **kw)``, in chunks with a progress bar when ``progress``.
+
+    Every trajectory is integrated with its own adaptive step, so the chunks give the same trajectories as
+    one batched call; ``method="auto"`` is decided once for the whole ensemble (the stiffness estimate of
+    :func:`flowgeom.flow.integrate`, recorded in ``Trajectory.info`` as usual) and then imposed on every
+    chunk. The bar (tqdm, with an ETA) is silent when ``progress`` is False or stderr is not a terminal.
+    """
+    import dataclasses
+
+    from tqdm.auto import tqdm
+
+    from flowgeom.flow import integrate
+
+    N = theta0.shape[0]
+    if not progress or N < 2:
+        return integrate(net, theta0, t1, method=method, **kw)
+    info = None
+    if method == "auto":
+        from flowgeom.flow._stiffness import stiffness
+
+        with np.errstate(all="ignore"):
+            est = stiffness(net, theta0, 0.0, float(t1), float(kw.get("grad_tol", 0.0)))
+        method = "rosenbrock" if est["stiff"] else "dopri5"
+        info = {"requested": "auto", **est}
+    size = max(1, -(-N // PROGRESS_CHUNKS))
+    parts = []
+    with tqdm(total=N, desc="transitions", unit="traj", disable=None if progress else True) as bar:
+        for a in range(0, N, size):
+            parts.append(integrate(net, theta0[a:a + size], t1, method=method, **kw))
+            bar.update(parts[-1].status.shape[0])
+    traj = _concat_trajectories(parts)
+    return traj if info is None else dataclasses.replace(traj, info=info)
+
+
 def sample_transitions(
     problem_or_model,
     n_samples: int,
@@ -107,6 +160,7 @@ def sample_transitions(
     confidence_level: float = CONFIDENCE_LEVEL,
     theory: bool = True,
     integrate_options: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> xr.Dataset:
     r"""Simulate an ensemble from small initializations and return the ``transitions`` Dataset.
 
@@ -151,6 +205,10 @@ def sample_transitions(
         Add the theory (whitened deep linear problems only).
     integrate_options : mapping, optional
         Further keyword arguments of :func:`flowgeom.flow.integrate`.
+    progress : bool, default False
+        A progress bar with an ETA over the trajectories (the ensemble is then integrated in
+        :data:`PROGRESS_CHUNKS` chunks; same trajectories) and over the measured visited strata; silent
+        when stderr is not a terminal.
 
     Returns
     -------
@@ -159,7 +217,7 @@ def sample_transitions(
     """
     from flowgeom._resolve import as_atlas
     from flowgeom._validate import InputError, check_int
-    from flowgeom.flow import SaveAt, integrate
+    from flowgeom.flow import SaveAt
 
     atlas = as_atlas(problem_or_model if atlas is None else atlas)
     n_samples = check_int("n_samples", n_samples, minimum=1)
@@ -176,15 +234,15 @@ def sample_transitions(
     if t1 is None:
         t1 = _default_t1(atlas, eps, init)
     t1 = _check_positive("t1", t1)
-    traj = integrate(
-        net, theta0, t1, method=method, rtol=rtol, atol=atol, saveat=SaveAt(n_log=int(n_save)), grad_tol=grad_tol,
-        **dict(integrate_options or {}),
+    traj = _integrate_ensemble(
+        net, theta0, t1, method=method, progress=progress, rtol=rtol, atol=atol, saveat=SaveAt(n_log=int(n_save)),
+        grad_tol=grad_tol, **dict(integrate_options or {}),
     )
     ident = AtlasIdentifier(atlas, grow=grow)
     visits = detect_visits(traj, atlas, identify=ident, **dict(detect_options or {}))
     if measure_visited:
         labels = set(str(x) for x in visits.stratum)
-        atlas.measure([cs.key for cs in atlas.sets() if cs.label in labels])
+        atlas.measure([cs.key for cs in atlas.sets() if cs.label in labels], progress=progress)
     tg = build_transition_graph(visits, ident.nodes, confidence_level=confidence_level)
     th = None
     if theory and problem is not None and problem.whitened:
