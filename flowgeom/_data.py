@@ -185,9 +185,15 @@ def resolve_data(spec, *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarra
     text = str(spec)
     path = Path(text)
     if path.is_file() or (path.exists() and text not in datasets.NAMES):
-        note = (f"note: `--data {text}` reads the file {text!r} in this directory, not the shipped dataset "
-                f"{text!r} (rename or move the file to use the shipped one)") if text in datasets.NAMES else ""
-        return (*load_data(text, full_rank=full_rank), note)
+        if text not in datasets.NAMES:
+            return (*load_data(text, full_rank=full_rank), "")
+        shadow = (f"the file {text!r} in this directory, not the shipped dataset {text!r} (rename or move the file "
+                  "to use the shipped one)")
+        try:
+            X, Y = load_data(text, full_rank=full_rank)
+        except InputError as e:
+            raise InputError(f"{str(e).rstrip('.')}; `--data {text}` read {shadow}.") from None
+        return X, Y, f"note: `--data {text}` read {shadow}"
     if text in datasets.NAMES:
         X, Y = datasets.load(text)
         X, Y = check_data(X, Y, text, full_rank=full_rank)
