@@ -74,7 +74,7 @@ def atlas(
     *,
     samples: int = 2000,
     transition_samples: int = 100,
-    transition_scale: float = 1e-8,
+    transition_scale: float | None = None,
     seed: int = 0,
     measure: str = "auto",
     basins_options: Mapping[str, Any] | None = None,
@@ -93,8 +93,11 @@ def atlas(
         Basin initializations (0 skips the basins).
     transition_samples : int, default 100
         Trajectories of the transition graph (0 skips it).
-    transition_scale : float, default 1e-8
-        Their initialization scale (saddle-to-saddle regime).
+    transition_scale : float or None, default None
+        Their initialization scale (saddle-to-saddle regime); default
+        :func:`flowgeom.transitions.sample.default_init_scale` of the depth (1e-8 for H = 1, 0.01 for H = 2).
+        A scale whose initial gradient is already below the transitions' ``grad_tol`` is refused before
+        any work (:func:`flowgeom.transitions.sample.check_init_scale`).
     seed : int, default 0
         Root seed: the atlas uses ``seed``, the basins ``seed``, the transitions ``seed``.
     measure : {"auto", "all", "reached"}, default "auto"
@@ -129,6 +132,13 @@ def atlas(
     options.setdefault("seed", seed)
     A = as_atlas(problem_or_model, **options)
     t_atlas = time.perf_counter() - t0
+    topts = dict(transitions_options or {})
+    topts.setdefault("init_scale", transition_scale)
+    topts.setdefault("progress", progress)
+    if transition_samples and topts["init_scale"] is not None and topts.get("init", "gaussian") == "gaussian":
+        from flowgeom.transitions.sample import check_init_scale
+
+        check_init_scale(A, topts["init_scale"], grad_tol=topts.get("grad_tol", 1e-10), seed=seed)  # before basins
     out: dict = {}
     if samples:
         t = time.perf_counter()
@@ -138,9 +148,6 @@ def atlas(
         out["basins"].attrs["elapsed_s"] = time.perf_counter() - t
     if transition_samples:
         t = time.perf_counter()
-        topts = dict(transitions_options or {})
-        topts.setdefault("init_scale", transition_scale)
-        topts.setdefault("progress", progress)
         out["transitions"] = sample_transitions(A, transition_samples, atlas=A, seed=seed, **topts)
         out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -87,6 +87,59 @@ def _default_t1(atlas, eps: float, init: str) -> float:
     return factor * t_pred + 20.0 / smin
 
 
+def _depth_of(atlas) -> int:
+    """H (hidden layers) of the atlas's problem or layered model; 1 when unknown."""
+    problem = getattr(atlas, "problem", None)
+    if problem is not None:
+        return int(problem.depth_H)
+    widths = getattr(atlas.model, "widths", None)
+    return max(1, len(widths) - 2) if widths is not None else 1
+
+
+def default_init_scale(depth_H: int) -> float:
+    r"""The default transition init scale: :math:`10^{-8}` for H = 1, :math:`10^{-2/(H-1)}` for H >= 2.
+
+    For H = 1 the origin is a strict saddle: the escape from a scale :math:`arepsilon` takes
+    :math:`\sim\ln(1/arepsilon)/s_1`, so a tiny scale costs little and makes every plateau long. For
+    H >= 2 the origin is a non-strict saddle, :math:`\|
+abla L\| \sim s\,arepsilon^H`, and the escape takes
+    :math:`\simarepsilon^{-(H-1)}/((H-1)s_1)` (Saxe et al. 2014): at :math:`10^{-8}` the gradient is below any
+    useful ``grad_tol`` (the run stops at the origin) and the escape time is astronomical. The scale with
+    :math:`arepsilon^{H-1} = 10^{-2}` (0.01 for H = 2, 0.1 for H = 3) keeps the escape ~100/s_1 and the
+    plateaus clear (``{} -> {0} -> {0,1} -> ...`` for s = (3, 2, 1), H = 2).
+    """
+    H = int(depth_H)
+    return 1e-8 if H <= 1 else float(10.0 ** (-2.0 / (H - 1)))
+
+
+def check_init_scale(atlas, init_scale: float, *, grad_tol: float = 1e-10, seed: int | None = 0) -> None:
+    r"""Refuse a transition init scale whose initializations already have :math:`\|
+abla L\| \le` ``grad_tol``.
+
+    Such trajectories stop at the origin at t = 0 as "converged" and the graph is empty (H >= 2 at
+    :math:`arepsilon = 10^{-8}`). Checked on 8 Gaussian draws (median). Cheap: one gradient.
+
+    Raises
+    ------
+    InputError
+        Naming the scale, the depth, the gradient, and the fix (:func:`default_init_scale`).
+    """
+    eps = _check_positive("init_scale", init_scale)
+    if not grad_tol > 0:
+        return
+    net = atlas.model
+    theta = eps * np.random.default_rng(seed).standard_normal((8, net.n_params))
+    with np.errstate(all="ignore"):
+        g = float(np.median(np.linalg.norm(net.grad(theta), axis=1)))
+    if g <= grad_tol:
+        H = _depth_of(atlas)
+        raise InputError(
+            f"`init_scale` = {eps:g} is too small for depth H = {H}: the gradient at the initializations "
+            f"(median {g:.2g}) is already below `grad_tol` = {grad_tol:g}, so every trajectory would stop at the "
+            f"origin (for H >= 2 the escape takes ~ eps^-(H-1)). Use init_scale >= {default_init_scale(H):g} "
+            "(the default for this depth) or a smaller grad_tol.")
+
+
 PROGRESS_CHUNKS = 20
 """With ``progress=True`` the ensemble is integrated in about this many chunks (one bar update each)."""
 
@@ -145,7 +198,7 @@ def sample_transitions(
     n_samples: int,
     *,
     atlas=None,
-    init_scale: float = 1e-8,
+    init_scale: float | None = None,
     init: Literal["gaussian", "aligned"] = "gaussian",
     seed: int | None = 0,
     t1: float | None = None,
@@ -179,9 +232,11 @@ def sample_transitions(
     n_samples : int
     atlas : Atlas, optional
         Default :func:`flowgeom._resolve.as_atlas` of ``problem_or_model``.
-    init_scale : float, default 1e-8
-        :math:`\varepsilon`. Small enough that trajectories pass close to every saddle of the
-        sequence (at 1e-4 the passage near ``{0}`` of s = (3, 2, 1) is a shoulder, not a plateau).
+    init_scale : float or None, default None
+        :math:`\varepsilon`; default :func:`default_init_scale` of the depth (1e-8 for H = 1, 0.01 for
+        H = 2, 0.1 for H = 3). Small enough that trajectories pass close to every saddle of the sequence
+        (at 1e-4 the passage near ``{0}`` of s = (3, 2, 1), H = 1, is a shoulder, not a plateau); a scale
+        whose initial gradient is already below ``grad_tol`` is refused (:func:`check_init_scale`).
     init : {"gaussian", "aligned"}, default "gaussian"
         "aligned" (deep linear, whitened data): every sample :math:`W_j = \varepsilon E_j`, ones at
         (i, i), i < d_y (the balanced scalar chains of the theory; deterministic).
@@ -221,7 +276,9 @@ def sample_transitions(
 
     atlas = as_atlas(problem_or_model if atlas is None else atlas)
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    eps = _check_positive("init_scale", init_scale)
+    eps = default_init_scale(_depth_of(atlas)) if init_scale is None else _check_positive("init_scale", init_scale)
+    if init == "gaussian":
+        check_init_scale(atlas, eps, grad_tol=grad_tol, seed=seed)
     problem = getattr(atlas, "problem", None)
     net = atlas.model
     if init == "gaussian":
