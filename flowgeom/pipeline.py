@@ -31,19 +31,26 @@ MEASURE_MAX = 32
 the sets the basins and transitions reached, the top chain {}, {0}, {0,1}, ... and the global minimum."""
 
 
-def _reached(ds, name="limit") -> set[str]:
+def _reached(ds, names=("limit", "limit_numerical", "horizon_limit")) -> set[str]:
+    """Labels of the strata the basins reached: exact and numerical limits, and the states at the horizons."""
     if ds is None:
         return set()
-    if name in ds:
-        lim = ds[name].values
-        return {str(ds["label"].values[k]) for k in np.unique(lim[lim >= 0])}
-    return set()
+    out = set()
+    for name in names:
+        if name in ds:
+            lim = np.asarray(ds[name].values).ravel()
+            out |= {str(ds["label"].values[k]) for k in np.unique(lim[lim >= 0])}
+    return out
 
 
 def _visited(ds) -> set[str]:
-    if ds is None or "stratum" not in ds or "visit" not in ds["stratum"].dims:
+    """Labels of the strata the transitions visited (plateaus) and of the graph's nodes."""
+    if ds is None:
         return set()
-    return {str(v) for v in ds["stratum"].values}
+    out = {str(v) for v in ds["label"].values} if "label" in ds.coords and "node" in ds["label"].dims else set()
+    if "stratum" in ds and "visit" in ds["stratum"].dims:
+        out |= {str(v) for v in ds["stratum"].values}
+    return out
 
 
 def _sync_kinds(ds, atlas_: Atlas):
