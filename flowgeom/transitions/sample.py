@@ -137,7 +137,8 @@ abla L\| \le` ``grad_tol``.
             f"`init_scale` = {eps:g} is too small for depth H = {H}: the gradient at the initializations "
             f"(median {g:.2g}) is already below `grad_tol` = {grad_tol:g}, so every trajectory would stop at the "
             f"origin (for H >= 2 the escape takes ~ eps^-(H-1)). Use init_scale >= {default_init_scale(H):g} "
-            "(the default for this depth) or a smaller grad_tol.")
+            "(the default for this depth; command line: --transition-scale of `atlas`, --init-scale of "
+            "`transitions`) or a smaller grad_tol.")
 
 
 PROGRESS_CHUNKS = 20
