@@ -88,3 +88,39 @@ def test_progress_bar_shows_an_eta_on_a_terminal(monkeypatch):
     sample_transitions(pb, 4, seed=0, progress=True, integrate_options=NUMPY)
     text = buf.getvalue()
     assert "transitions" in text and "4/4" in text and "<" in text  # elapsed<remaining
+
+
+def test_claims_progress_bar(monkeypatch, capsys):
+    import io
+
+    import tqdm.auto
+
+    import flowgeom.audit as audit
+
+    calls = []
+
+    def check_a(ctx):
+        calls.append("a")
+        return []
+
+    def check_b(ctx):
+        calls.append("b")
+        return []
+
+    monkeypatch.setattr(audit, "_CHECKS", [check_a, check_b])
+    assert audit.verify_claims(quick=True, progress=True) == [] and calls == ["a", "b"]
+    assert "claims" not in capsys.readouterr().err  # not a terminal: silent
+    buf = io.StringIO()
+    real = tqdm.auto.tqdm
+
+    def spy(*a, **k):
+        k["disable"] = False if k.get("disable") is None else k["disable"]
+        k["file"] = buf
+        return real(*a, **k)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", spy)
+    audit.verify_claims(quick=True, progress=True)
+    assert "claims" in buf.getvalue() and "2/2" in buf.getvalue() and "b" in buf.getvalue()
+    buf.truncate(0)
+    audit.verify_claims(quick=True, progress=False)
+    assert buf.getvalue().strip("\x00") == ""
