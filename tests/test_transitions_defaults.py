@@ -124,3 +124,16 @@ def test_claims_progress_bar(monkeypatch, capsys):
     buf.truncate(0)
     audit.verify_claims(quick=True, progress=False)
     assert buf.getvalue().strip("\x00") == ""
+
+
+def test_raw_data_default_horizon_reaches_the_minimum():
+    # Linnerud in raw units (min singular value of X 16.6): the former horizon t1 / S_min^2 = 0.33 stopped every
+    # trajectory on the {0,1} plateau; the loss must come down to the global minimum value (offset + 0)
+    from flowgeom import datasets
+
+    X, Y = datasets.load_linnerud()
+    pb = Problem.from_data(X, Y, (3, 3, 3))
+    ds = sample_transitions(pb, 2, seed=0)
+    final = ds["loss"].values[:, -1]
+    gap = 0.5 * pb.singular_values[-1] ** 2  # the {0,1} plateau lies this far above the minimum
+    assert np.all(np.abs(final - pb.loss_offset) < 1e-3 * gap), (final - pb.loss_offset, ds.attrs["t1"])

@@ -63,14 +63,18 @@ def _default_t1(atlas, eps: float, init: str) -> float:
 
     Deep linear problems: the scalar-chain estimate of :func:`flowgeom.linear.theory` with
     :math:`w(0) = \varepsilon` (ten times for a Gaussian init with H >= 2, whose escape prefactor is
-    random), divided by :math:`\min_i S_{X,i}^2` for unwhitened data. Other models with data (X, Y):
+    random), times :math:`(\min_i S_{X,i})^{-2/(H+1)}` for unwhitened data: in the original coordinates only
+    :math:`W_1` feels :math:`X` (:math:`W_1' = W_1 U_X S_X` moves with the preconditioner :math:`S_X^2`), so a
+    balanced chain :math:`p = S w^{H+1}` obeys :math:`\dot p = (H+1) S^{2/(H+1)} p^{2H/(H+1)} (s - p)`: its time
+    scale is the whitened one times :math:`S^{-2/(H+1)}` (the former factor :math:`S^{-2}` stopped raw
+    Linnerud, :math:`S_{X,min} = 16.6`, at t1 = 0.33 before its last mode was learned). Other models with data (X, Y):
     the linear-regime estimate with s the singular values of :math:`Y X^T`.
     """
     problem = getattr(atlas, "problem", None)
     if problem is not None:
         s = np.asarray(problem.singular_values)
         t_pred = max(_scalar_chain_time(float(sk), eps, problem.depth_H)[0] for sk in s)
-        slow = 1.0 if problem.whitened else 1.0 / float(np.min(problem.S_X)) ** 2
+        slow = 1.0 if problem.whitened else float(np.min(problem.S_X)) ** (-2.0 / (problem.depth_H + 1))
         factor = 10.0 if (init == "gaussian" and problem.depth_H >= 2) else 3.0
         return (factor * t_pred + 20.0 / float(s.min())) * slow
     model = atlas.model
