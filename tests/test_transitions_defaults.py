@@ -137,3 +137,22 @@ def test_raw_data_default_horizon_reaches_the_minimum():
     final = ds["loss"].values[:, -1]
     gap = 0.5 * pb.singular_values[-1] ** 2  # the {0,1} plateau lies this far above the minimum
     assert np.all(np.abs(final - pb.loss_offset) < 1e-3 * gap), (final - pb.loss_offset, ds.attrs["t1"])
+
+
+def test_plateaus_after_a_fast_first_drop_are_detected():
+    # whitened Linnerud: s = (767.7, 7.09, 0.818); the loss falls from 2.9e5 to the {0} level by t ~ 0.03, between
+    # log-spaced saves, so the largest SAVED gradient underestimates the true one and the old log-time scale
+    # (L(t0) - min L) / max||g||^2 ~ 2.8e3 squeezed the whole record into 0.03 e-folds: every plateau was dropped.
+    # Reference: the closed-form levels {0} = (s_2^2 + s_3^2)/2 and {0,1} = s_3^2/2 lie on long flat stretches of the
+    # loss curve (checked here on the record itself), so the path must visit them.
+    from flowgeom import datasets
+    from flowgeom._data import whiten
+
+    X, Y = datasets.load_linnerud()
+    pb = Problem.from_data(whiten(X), Y, (3, 3, 3))
+    ds = sample_transitions(pb, 2, seed=0)
+    s = pb.singular_values
+    L = ds["loss"].values[0] - pb.loss_offset
+    for level in (0.5 * (s[1] ** 2 + s[2] ** 2), 0.5 * s[2] ** 2):
+        assert np.sum(np.abs(L - level) < 1e-3 * 0.5 * s[2] ** 2) >= 20  # >= 20 log-spaced saves on the plateau
+    assert ds.attrs["dominant_path"] == ["{}", "{0}", "{0,1}", "{0,1,2}"]
