@@ -19,7 +19,8 @@ values of the strata (canonical :math:`L^*`, left axis, grey ticks; every listed
 stratum's rank, the strata the basins reached in colour; the data loss offset printed in the title so
 that data loss = :math:`L^*` + offset. Bottom: basin fractions (Wilson 95% intervals) of Gaussian
 initializations (the API defaults: method "auto", exact-flow certification) over the reached strata,
-with the share of classified samples and the stage times. Everything runs through
+with the share of classified samples and the stage times. Black rings: strata visited as plateaus by
+small-initialization transitions (default scale), with the dominant saddle-to-saddle path. Everything runs through
 :func:`flowgeom.pipeline.atlas` with its defaults, so the study speeds up with the integrators.
 """
 
@@ -49,13 +50,13 @@ from studies import common  # noqa: E402
 NAME = "fig11_real_data"
 SEED = 11
 CASES = [
-    dict(name="Linnerud raw, H = 1", data="linnerud", widths=[3, 3, 3], whiten=False, samples=64, transitions=0),
+    dict(name="Linnerud raw, H = 1", data="linnerud", widths=[3, 3, 3], whiten=False, samples=64, transitions=8),
     dict(name="Linnerud raw, H = 2", data="linnerud", widths=[3, 3, 3, 3], whiten=False, samples=16, transitions=0),
-    dict(name="digits whitened, H = 1", data="digits", widths=[61, 16, 10], whiten=True, samples=16, transitions=0),
+    dict(name="digits whitened, H = 1", data="digits", widths=[61, 16, 10], whiten=True, samples=16, transitions=4),
 ]
 CONFIG = dict(seed=SEED, cases=CASES, measure="reached")
 QUICK_CONFIG = dict(seed=SEED, measure="reached", cases=[
-    dict(name="Linnerud raw, H = 1", data="linnerud", widths=[3, 3, 3], whiten=False, samples=4, transitions=0),
+    dict(name="Linnerud raw, H = 1", data="linnerud", widths=[3, 3, 3], whiten=False, samples=4, transitions=2),
 ])
 
 
@@ -83,6 +84,10 @@ def compute(*, quick: bool = False) -> xr.Dataset:
                             seed=cfg["seed"] + c, measure=cfg["measure"])
         total = time.perf_counter() - t0
         st, b = out["strata"], out["basins"]
+        tr = out.get("transitions")
+        visited = set() if tr is None else {str(x) for x in tr["stratum"].values}
+        path = "" if tr is None else " -> ".join(tr.attrs.get("dominant_path", []))
+        frac_path = float("nan") if tr is None else float(tr.attrs.get("dominant_path_fraction", np.nan))
         counts = {str(lab): int(n) for lab, n in zip(b["label"].values, b["count"].values)}
         lo = {str(lab): float(v) for lab, v in zip(b["label"].values, b["fraction_low"].values)}
         hi = {str(lab): float(v) for lab, v in zip(b["label"].values, b["fraction_high"].values)}
@@ -90,12 +95,14 @@ def compute(*, quick: bool = False) -> xr.Dataset:
             lab = str(st["label"].values[k])
             rows.append((c, lab, int(st["rank"].values[k]), float(st["critical_value"].values[k]),
                          str(st["kind"].values[k]), bool(st["measured"].values[k]), counts.get(lab, 0),
-                         lo.get(lab, 0.0), hi.get(lab, 0.0)))
+                         lo.get(lab, 0.0), hi.get(lab, 0.0), lab in visited))
         cases.append(dict(name=case["name"], offset=float(pb.loss_offset), n=int(b.sizes["sample"]),
                           classified=float(np.mean(b["limit"].values >= 0)),
                           n_strata=int(st.sizes["stratum"]), n_measured=int(st["measured"].values.sum()),
                           t_strata=float(st.attrs["elapsed_s"]), t_basins=float(b.attrs["elapsed_s"]),
-                          integrator=str(b.attrs.get("integrator", "")), total=total))
+                          integrator=str(b.attrs.get("integrator", "")), total=total, path=path,
+                          path_fraction=frac_path,
+                          t_transitions=float(tr.attrs["elapsed_s"]) if tr is not None else 0.0))
     r = list(zip(*rows))
     ds = xr.Dataset(
         {
@@ -106,14 +113,17 @@ def compute(*, quick: bool = False) -> xr.Dataset:
             "count": ("row", np.array(r[6], dtype=np.int64)),
             "fraction_low": ("row", np.array(r[7])),
             "fraction_high": ("row", np.array(r[8])),
+            "visited": ("row", np.array(r[9], dtype=bool)),
         },
         coords={"row": np.arange(len(rows)), "label": ("row", np.array(r[1], dtype=object)),
                 "rank": ("row", np.array(r[2], dtype=np.int64)),
                 "case": np.arange(len(cases)), "case_name": ("case", np.array([x["name"] for x in cases], dtype=object))},
     )
-    for key in ("offset", "n", "classified", "n_strata", "n_measured", "t_strata", "t_basins", "total"):
+    for key in ("offset", "n", "classified", "n_strata", "n_measured", "t_strata", "t_basins", "t_transitions",
+                "total", "path_fraction"):
         ds[key] = ("case", np.array([x[key] for x in cases]))
-    ds["integrator"] = ("case", np.array([x["integrator"] for x in cases], dtype=object))
+    for key in ("integrator", "path"):
+        ds[key] = ("case", np.array([x[key] for x in cases], dtype=object))
     ds.attrs["datasets"] = "; ".join(f"{n}: {datasets.provenance(n)['license']}" for n in datasets.NAMES)
     return ds
 
@@ -140,13 +150,22 @@ def plot(ds: xr.Dataset):
                 ax.annotate(s_, (r_, l_), xytext=(6, 0), textcoords="offset points", fontsize=6, va="center")
         ax.axhline(floor, color="0.85", lw=0.8, zorder=0)
         hit = cnt > 0
-        ax.scatter(rank[hit], Lp[hit], s=30 + 200 * cnt[hit] / max(N, 1), color="C3", zorder=3, label="reached")
+        ax.scatter(rank[hit], Lp[hit], s=30 + 200 * cnt[hit] / max(N, 1), color="C3", zorder=3, label="basin limit")
+        vis = ds["visited"].values[sel]
+        if vis.any():
+            ax.scatter(rank[vis], Lp[vis], s=70, facecolors="none", edgecolors="k", zorder=4,
+                       label="transition plateau")
+        path = str(ds["path"].values[c])
+        if path:
+            short = path if len(path) < 60 else path[:57] + "..."
+            ax.text(0.02, 0.02, f"dominant path ({100 * float(ds['path_fraction'].values[c]):.0f}%):\n{short}",
+                    transform=ax.transAxes, fontsize=6, va="bottom")
         ax.set_yscale("log")
         ax.set_xlabel("rank of the stratum")
         ax.set_ylabel("canonical critical value $L^*$ (floor: $L^*$ = 0)")
         ax.set_title(f"{ds['case_name'].values[c]}\ndata loss = $L^*$ + {float(ds['offset'].values[c]):.4g}",
                      fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="center")
         ax = axs[1, c]
         order = np.argsort(L[hit])[::-1]
         labs = lab[hit][order]
@@ -160,7 +179,8 @@ def plot(ds: xr.Dataset):
         ax.set_ylabel(f"basin fraction ({N} Gaussian inits)")
         ax.set_title(f"classified {100 * float(ds['classified'].values[c]):.0f}%, {ds['integrator'].values[c]}; "
                      f"strata {int(ds['n_measured'].values[c])}/{int(ds['n_strata'].values[c])} measured\n"
-                     f"basins {float(ds['t_basins'].values[c]):.0f} s, strata {float(ds['t_strata'].values[c]):.0f} s",
+                     f"basins {float(ds['t_basins'].values[c]):.0f} s, transitions "
+                     f"{float(ds['t_transitions'].values[c]):.0f} s, strata {float(ds['t_strata'].values[c]):.0f} s",
                      fontsize=8)
     return fig
 
