@@ -106,7 +106,8 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("problem")
     g.add_argument("--widths", help="layer widths dx,d1,...,dy (default 5,4,3)")
     g.add_argument("--singular-values", help="singular values s1,...,s_dy of the target (default 3,2,1)")
-    g.add_argument("--data", help="a .npz or .nc file holding arrays X (d_x, m) and Y (d_y, m)")
+    g.add_argument("--data", help="a .npz or .nc file holding arrays X (d_x, m) and Y (d_y, m), or a shipped "
+                   "dataset: digits (61 x 1797, 10 classes) or linnerud (3 x 20, 3 targets); an existing file wins")
     g.add_argument("--whiten", action="store_true",
                    help="simulate the whitened problem X -> (X X^T)^(-1/2) X (a different flow; needs --data)")
     g.add_argument("--model", default="linear", help="linear (default), tanh, softplus, sigmoid, or diagonal "
@@ -134,7 +135,7 @@ def _check_size(widths):
 
 def make_problem(args):
     """Build the Problem from parsed arguments; raises BadInput."""
-    from flowgeom._data import load_data, whiten
+    from flowgeom._data import whiten
     from flowgeom.problem import (
         DEFAULT_SINGULAR_VALUES,
         DEFAULT_WIDTHS,
@@ -151,7 +152,7 @@ def make_problem(args):
             if not args.widths:
                 raise BadInput("`--widths` is required with `--data` (e.g. --widths 5,4,3)")
             widths = _check_size(_ints(args.widths, "--widths"))
-            X, Y = load_data(args.data)
+            X, Y = _read_data(args.data)
             if args.whiten:
                 X = whiten(X)
             return Problem.from_data(X, Y, widths)
@@ -169,8 +170,18 @@ def make_problem(args):
         raise BadInput(_first_line(e).replace("`widths`", "`--widths`")) from None
 
 
+def _read_data(spec, *, full_rank: bool = True):
+    """``--data``: a file, or a shipped dataset's name (an existing file wins; the note says which was read)."""
+    from flowgeom._data import resolve_data
+
+    X, Y, note = resolve_data(spec, full_rank=full_rank)
+    if note:
+        print(note)
+    return X, Y
+
+
 def _diagonal_target(args):
-    from flowgeom._data import load_data, whiten
+    from flowgeom._data import whiten
     from flowgeom.models.diagonal import DiagonalLinearNetwork
 
     if not args.data:
@@ -178,7 +189,7 @@ def _diagonal_target(args):
     for flag, val in (("--widths", args.widths), ("--singular-values", args.singular_values)):
         if val is not None:
             raise BadInput(f"`{flag}` is not used by `--model diagonal` (its size comes from X); drop it")
-    X, Y = load_data(args.data, full_rank=False)
+    X, Y = _read_data(args.data, full_rank=False)
     if Y.shape[0] != 1:
         raise BadInput(f"`--model diagonal` needs Y of shape (1, m) (one target per sample); got {Y.shape}")
     if args.whiten:

@@ -22,7 +22,7 @@ import numpy as np
 
 from flowgeom._validate import InputError
 
-__all__ = ["check_data", "load_data", "whiten"]
+__all__ = ["check_data", "load_data", "resolve_data", "whiten"]
 
 #: singular values of X below this fraction of the largest count as zero (constant/collinear features)
 RANK_RTOL = 1e-10
@@ -154,7 +154,9 @@ def load_data(path, *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """
     f = Path(path)
     if not f.exists():
-        raise _fail(path, "does not exist.")
+        from flowgeom.datasets import NAMES
+
+        raise _fail(path, f"does not exist (give a .npz/.nc file or a shipped dataset: {', '.join(NAMES)}).")
     if f.is_dir():
         raise _fail(path, "is a directory; pass a .npz or .nc file.")
     if f.suffix not in (".npz", ".nc"):
@@ -166,6 +168,41 @@ def load_data(path, *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
         raise _fail(path, f"cannot be read ({e.strerror}); check its permissions.") from None
     arrays = _read_npz(f) if f.suffix == ".npz" else _read_nc(f)
     return check_data(arrays["X"], arrays["Y"], path, full_rank=full_rank)
+
+
+def resolve_data(spec, *, full_rank: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(X, Y, note)`` for the command line's ``--data``: a file path, or the name of a shipped dataset.
+
+    An existing file always wins: a file named like a shipped dataset (:data:`flowgeom.datasets.NAMES`)
+    is read as a file, and ``note`` says so (a name never shadows a user's file, and a user's file never
+    shadows a name silently). Otherwise a name in :data:`~flowgeom.datasets.NAMES` loads
+    :func:`flowgeom.datasets.load` (a directory of that name, e.g. an output directory, is mentioned in
+    ``note``) and ``note`` names its source and licence; any other string is read as a file by
+    :func:`load_data` (whose errors list the shipped names).
+    """
+    from flowgeom import datasets
+
+    text = str(spec)
+    path = Path(text)
+    if path.is_file() or (path.exists() and text not in datasets.NAMES):
+        if text not in datasets.NAMES:
+            return (*load_data(text, full_rank=full_rank), "")
+        shadow = (f"the file {text!r} in this directory, not the shipped dataset {text!r} (rename or move the file "
+                  "to use the shipped one)")
+        try:
+            X, Y = load_data(text, full_rank=full_rank)
+        except InputError as e:
+            raise InputError(f"{str(e).rstrip('.')}; `--data {text}` read {shadow}.") from None
+        return X, Y, f"note: `--data {text}` read {shadow}"
+    if text in datasets.NAMES:
+        X, Y = datasets.load(text)
+        X, Y = check_data(X, Y, text, full_rank=full_rank)
+        p = datasets.provenance(text)
+        note = f"data: the shipped dataset {text} ({p['title']}; {p['license']}; X {X.shape}, Y {Y.shape})"
+        if path.exists():
+            note += f" (not the directory {text!r} here)"
+        return X, Y, note
+    return (*load_data(text, full_rank=full_rank), "")
 
 
 def whiten(X) -> np.ndarray:

@@ -31,19 +31,26 @@ MEASURE_MAX = 32
 the sets the basins and transitions reached, the top chain {}, {0}, {0,1}, ... and the global minimum."""
 
 
-def _reached(ds, name="limit") -> set[str]:
+def _reached(ds, names=("limit", "limit_numerical", "horizon_limit")) -> set[str]:
+    """Labels of the strata the basins reached: exact and numerical limits, and the states at the horizons."""
     if ds is None:
         return set()
-    if name in ds:
-        lim = ds[name].values
-        return {str(ds["label"].values[k]) for k in np.unique(lim[lim >= 0])}
-    return set()
+    out = set()
+    for name in names:
+        if name in ds:
+            lim = np.asarray(ds[name].values).ravel()
+            out |= {str(ds["label"].values[k]) for k in np.unique(lim[lim >= 0])}
+    return out
 
 
 def _visited(ds) -> set[str]:
-    if ds is None or "stratum" not in ds or "visit" not in ds["stratum"].dims:
+    """Labels of the strata the transitions visited (plateaus) and of the graph's nodes."""
+    if ds is None:
         return set()
-    return {str(v) for v in ds["stratum"].values}
+    out = {str(v) for v in ds["label"].values} if "label" in ds.coords and "node" in ds["label"].dims else set()
+    if "stratum" in ds and "visit" in ds["stratum"].dims:
+        out |= {str(v) for v in ds["stratum"].values}
+    return out
 
 
 def _sync_kinds(ds, atlas_: Atlas):
@@ -74,7 +81,7 @@ def atlas(
     *,
     samples: int = 2000,
     transition_samples: int = 100,
-    transition_scale: float = 1e-8,
+    transition_scale: float | None = None,
     seed: int = 0,
     measure: str = "auto",
     basins_options: Mapping[str, Any] | None = None,
@@ -93,8 +100,11 @@ def atlas(
         Basin initializations (0 skips the basins).
     transition_samples : int, default 100
         Trajectories of the transition graph (0 skips it).
-    transition_scale : float, default 1e-8
-        Their initialization scale (saddle-to-saddle regime).
+    transition_scale : float or None, default None
+        Their initialization scale (saddle-to-saddle regime); default
+        :func:`flowgeom.transitions.sample.default_init_scale` of the depth (1e-8 for H = 1, 0.01 for H = 2).
+        A scale whose initial gradient is already below the transitions' ``grad_tol`` is refused before
+        any work (:func:`flowgeom.transitions.sample.check_init_scale`).
     seed : int, default 0
         Root seed: the atlas uses ``seed``, the basins ``seed``, the transitions ``seed``.
     measure : {"auto", "all", "reached"}, default "auto"
@@ -106,7 +116,8 @@ def atlas(
         Keywords of the atlas (:class:`flowgeom.linear.ClosedFormAtlas` or
         :class:`flowgeom.critical.SearchedAtlas`, e.g. ``n_starts``).
     progress : bool, default False
-        Progress bars.
+        Progress bars with an ETA for the basins, the transitions and the strata (tqdm; the
+        transitions' and strata's are silent when stderr is not a terminal).
 
     Returns
     -------
@@ -128,6 +139,13 @@ def atlas(
     options.setdefault("seed", seed)
     A = as_atlas(problem_or_model, **options)
     t_atlas = time.perf_counter() - t0
+    topts = dict(transitions_options or {})
+    topts.setdefault("init_scale", transition_scale)
+    topts.setdefault("progress", progress)
+    if transition_samples and topts["init_scale"] is not None and topts.get("init", "gaussian") == "gaussian":
+        from flowgeom.transitions.sample import check_init_scale
+
+        check_init_scale(A, topts["init_scale"], grad_tol=topts.get("grad_tol", 1e-10), seed=seed)  # before basins
     out: dict = {}
     if samples:
         t = time.perf_counter()
@@ -137,8 +155,6 @@ def atlas(
         out["basins"].attrs["elapsed_s"] = time.perf_counter() - t
     if transition_samples:
         t = time.perf_counter()
-        topts = dict(transitions_options or {})
-        topts.setdefault("init_scale", transition_scale)
         out["transitions"] = sample_transitions(A, transition_samples, atlas=A, seed=seed, **topts)
         out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -91,19 +91,22 @@ def verify_claims(*, quick: bool = False, seed: int = 0, progress: bool = False)
     seed : int, default 0
         Root seed of every random draw.
     progress : bool, default False
-        Print each claim's key as it is measured.
+        A progress bar with an ETA over the checks, showing the one being measured (tqdm; silent when
+        stderr is not a terminal).
 
     Returns
     -------
     list of Claim
     """
+    from tqdm.auto import tqdm
+
     ctx = _Context(quick=quick, seed=int(seed))
     claims = []
-    for check in _CHECKS:
-        if progress:
-            print(f"  measuring {check.__name__.removeprefix('check_')} ...", flush=True)
-        result = check(ctx)
-        claims.extend(result if isinstance(result, list) else [result])
+    with tqdm(_CHECKS, desc="claims", unit="check", disable=None if progress else True) as bar:
+        for check in bar:
+            bar.set_postfix_str(check.__name__.removeprefix("check_"), refresh=True)
+            result = check(ctx)
+            claims.extend(result if isinstance(result, list) else [result])
     return claims
 
 

@@ -198,6 +198,11 @@ def _detect_one(ts, L, g, lv, *, loss_rtol, speed_rtol, grad_rtol, min_log_dwell
         tc = time_scale
     elif gmax > 0 and dL > 0:
         tc = dL / gmax**2
+        if n > 1 and ts[1] > t0:
+            # gmax is the largest gradient at a SAVE: a grid that misses the fast first drop (Linnerud: L from
+            # 2.9e5 in t ~ 0.02) underestimates it and tc by orders of magnitude, flattening log-time so that
+            # every later plateau looks shorter than min_log_dwell; log-time cannot resolve below the first save
+            tc = min(tc, float(ts[1] - t0))
     else:
         tc = max(ts[-1] - t0, 1.0) * 1e-3
     tau = np.log(ts - t0 + tc)
@@ -373,7 +378,8 @@ def detect_visits(
     time_scale : float or None, default None
         :math:`t_c` of the log-time :math:`\tau = \log(t - t_0 + t_c)`; default per
         trajectory :math:`(L(t_0) - \min_t L) / \max_t\|\nabla L\|^2`, the shortest time over
-        which the flow could lose its whole loss drop.
+        which the flow could lose its whole loss drop, capped at the first save time :math:`t_1 - t_0`
+        (the maximum is over the saves, which can miss a fast first drop by orders of magnitude).
 
     Returns
     -------

@@ -63,14 +63,18 @@ def _default_t1(atlas, eps: float, init: str) -> float:
 
     Deep linear problems: the scalar-chain estimate of :func:`flowgeom.linear.theory` with
     :math:`w(0) = \varepsilon` (ten times for a Gaussian init with H >= 2, whose escape prefactor is
-    random), divided by :math:`\min_i S_{X,i}^2` for unwhitened data. Other models with data (X, Y):
+    random), times :math:`(\min_i S_{X,i})^{-2/(H+1)}` for unwhitened data: in the original coordinates only
+    :math:`W_1` feels :math:`X` (:math:`W_1' = W_1 U_X S_X` moves with the preconditioner :math:`S_X^2`), so a
+    balanced chain :math:`p = S w^{H+1}` obeys :math:`\dot p = (H+1) S^{2/(H+1)} p^{2H/(H+1)} (s - p)`: its time
+    scale is the whitened one times :math:`S^{-2/(H+1)}` (the former factor :math:`S^{-2}` stopped raw
+    Linnerud, :math:`S_{X,min} = 16.6`, at t1 = 0.33 before its last mode was learned). Other models with data (X, Y):
     the linear-regime estimate with s the singular values of :math:`Y X^T`.
     """
     problem = getattr(atlas, "problem", None)
     if problem is not None:
         s = np.asarray(problem.singular_values)
         t_pred = max(_scalar_chain_time(float(sk), eps, problem.depth_H)[0] for sk in s)
-        slow = 1.0 if problem.whitened else 1.0 / float(np.min(problem.S_X)) ** 2
+        slow = 1.0 if problem.whitened else float(np.min(problem.S_X)) ** (-2.0 / (problem.depth_H + 1))
         factor = 10.0 if (init == "gaussian" and problem.depth_H >= 2) else 3.0
         return (factor * t_pred + 20.0 / float(s.min())) * slow
     model = atlas.model
@@ -87,12 +91,119 @@ def _default_t1(atlas, eps: float, init: str) -> float:
     return factor * t_pred + 20.0 / smin
 
 
+def _depth_of(atlas) -> int:
+    """H (hidden layers) of the atlas's problem or layered model; 1 when unknown."""
+    problem = getattr(atlas, "problem", None)
+    if problem is not None:
+        return int(problem.depth_H)
+    widths = getattr(atlas.model, "widths", None)
+    return max(1, len(widths) - 2) if widths is not None else 1
+
+
+def default_init_scale(depth_H: int) -> float:
+    r"""The default transition init scale: :math:`10^{-8}` for H = 1, :math:`10^{-2/(H-1)}` for H >= 2.
+
+    For H = 1 the origin is a strict saddle: the escape from a scale :math:`arepsilon` takes
+    :math:`\sim\ln(1/arepsilon)/s_1`, so a tiny scale costs little and makes every plateau long. For
+    H >= 2 the origin is a non-strict saddle, :math:`\|
+abla L\| \sim s\,arepsilon^H`, and the escape takes
+    :math:`\simarepsilon^{-(H-1)}/((H-1)s_1)` (Saxe et al. 2014): at :math:`10^{-8}` the gradient is below any
+    useful ``grad_tol`` (the run stops at the origin) and the escape time is astronomical. The scale with
+    :math:`arepsilon^{H-1} = 10^{-2}` (0.01 for H = 2, 0.1 for H = 3) keeps the escape ~100/s_1 and the
+    plateaus clear (``{} -> {0} -> {0,1} -> ...`` for s = (3, 2, 1), H = 2).
+    """
+    H = int(depth_H)
+    return 1e-8 if H <= 1 else float(10.0 ** (-2.0 / (H - 1)))
+
+
+def check_init_scale(atlas, init_scale: float, *, grad_tol: float = 1e-10, seed: int | None = 0) -> None:
+    r"""Refuse a transition init scale whose initializations already have :math:`\|
+abla L\| \le` ``grad_tol``.
+
+    Such trajectories stop at the origin at t = 0 as "converged" and the graph is empty (H >= 2 at
+    :math:`arepsilon = 10^{-8}`). Checked on 8 Gaussian draws (median). Cheap: one gradient.
+
+    Raises
+    ------
+    InputError
+        Naming the scale, the depth, the gradient, and the fix (:func:`default_init_scale`).
+    """
+    eps = _check_positive("init_scale", init_scale)
+    if not grad_tol > 0:
+        return
+    net = atlas.model
+    theta = eps * np.random.default_rng(seed).standard_normal((8, net.n_params))
+    with np.errstate(all="ignore"):
+        g = float(np.median(np.linalg.norm(net.grad(theta), axis=1)))
+    if g <= grad_tol:
+        H = _depth_of(atlas)
+        raise InputError(
+            f"`init_scale` = {eps:g} is too small for depth H = {H}: the gradient at the initializations "
+            f"(median {g:.2g}) is already below `grad_tol` = {grad_tol:g}, so every trajectory would stop at the "
+            f"origin (for H >= 2 the escape takes ~ eps^-(H-1)). Use init_scale >= {default_init_scale(H):g} "
+            "(the default for this depth; command line: --transition-scale of `atlas`, --init-scale of "
+            "`transitions`) or a smaller grad_tol.")
+
+
+PROGRESS_CHUNKS = 20
+"""With ``progress=True`` the ensemble is integrated in about this many chunks (one bar update each)."""
+
+
+def _concat_trajectories(parts):
+    """One :class:`~flowgeom.flow.Trajectory` from chunks of the same run (same save times, method, tolerances)."""
+    import dataclasses
+
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    per_sample = ("loss", "grad_norm", "y_final", "t_final", "loss_final", "grad_norm_final", "status", "n_steps",
+                  "n_rhs", "invariant_drift")
+    fields = {k: np.concatenate([getattr(p, k) for p in parts], axis=0) for k in per_sample}
+    fields["ys"] = None if first.ys is None else np.concatenate([p.ys for p in parts], axis=0)
+    return dataclasses.replace(first, **fields)
+
+
+def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
+    r"""``integrate(net, theta0, t1, method=method, **kw)``, in chunks with a progress bar when ``progress``.
+
+    Every trajectory is integrated with its own adaptive step, so the chunks give the same trajectories as
+    one batched call; ``method="auto"`` is decided once for the whole ensemble (the stiffness estimate of
+    :func:`flowgeom.flow.integrate`, recorded in ``Trajectory.info`` as usual) and then imposed on every
+    chunk. The bar (tqdm, with an ETA) is silent when ``progress`` is False or stderr is not a terminal.
+    """
+    import dataclasses
+
+    from tqdm.auto import tqdm
+
+    from flowgeom.flow import integrate
+
+    N = theta0.shape[0]
+    if not progress or N < 2:
+        return integrate(net, theta0, t1, method=method, **kw)
+    info = None
+    if method == "auto":
+        from flowgeom.flow._stiffness import stiffness
+
+        with np.errstate(all="ignore"):
+            est = stiffness(net, theta0, 0.0, float(t1), float(kw.get("grad_tol", 0.0)))
+        method = "rosenbrock" if est["stiff"] else "dopri5"
+        info = {"requested": "auto", **est}
+    size = max(1, -(-N // PROGRESS_CHUNKS))
+    parts = []
+    with tqdm(total=N, desc="transitions", unit="traj", disable=None if progress else True) as bar:
+        for a in range(0, N, size):
+            parts.append(integrate(net, theta0[a:a + size], t1, method=method, **kw))
+            bar.update(parts[-1].status.shape[0])
+    traj = _concat_trajectories(parts)
+    return traj if info is None else dataclasses.replace(traj, info=info)
+
+
 def sample_transitions(
     problem_or_model,
     n_samples: int,
     *,
     atlas=None,
-    init_scale: float = 1e-8,
+    init_scale: float | None = None,
     init: Literal["gaussian", "aligned"] = "gaussian",
     seed: int | None = 0,
     t1: float | None = None,
@@ -107,6 +218,7 @@ def sample_transitions(
     confidence_level: float = CONFIDENCE_LEVEL,
     theory: bool = True,
     integrate_options: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> xr.Dataset:
     r"""Simulate an ensemble from small initializations and return the ``transitions`` Dataset.
 
@@ -125,9 +237,11 @@ def sample_transitions(
     n_samples : int
     atlas : Atlas, optional
         Default :func:`flowgeom._resolve.as_atlas` of ``problem_or_model``.
-    init_scale : float, default 1e-8
-        :math:`\varepsilon`. Small enough that trajectories pass close to every saddle of the
-        sequence (at 1e-4 the passage near ``{0}`` of s = (3, 2, 1) is a shoulder, not a plateau).
+    init_scale : float or None, default None
+        :math:`\varepsilon`; default :func:`default_init_scale` of the depth (1e-8 for H = 1, 0.01 for
+        H = 2, 0.1 for H = 3). Small enough that trajectories pass close to every saddle of the sequence
+        (at 1e-4 the passage near ``{0}`` of s = (3, 2, 1), H = 1, is a shoulder, not a plateau); a scale
+        whose initial gradient is already below ``grad_tol`` is refused (:func:`check_init_scale`).
     init : {"gaussian", "aligned"}, default "gaussian"
         "aligned" (deep linear, whitened data): every sample :math:`W_j = \varepsilon E_j`, ones at
         (i, i), i < d_y (the balanced scalar chains of the theory; deterministic).
@@ -151,6 +265,10 @@ def sample_transitions(
         Add the theory (whitened deep linear problems only).
     integrate_options : mapping, optional
         Further keyword arguments of :func:`flowgeom.flow.integrate`.
+    progress : bool, default False
+        A progress bar with an ETA over the trajectories (the ensemble is then integrated in
+        :data:`PROGRESS_CHUNKS` chunks; same trajectories) and over the measured visited strata; silent
+        when stderr is not a terminal.
 
     Returns
     -------
@@ -159,11 +277,13 @@ def sample_transitions(
     """
     from flowgeom._resolve import as_atlas
     from flowgeom._validate import InputError, check_int
-    from flowgeom.flow import SaveAt, integrate
+    from flowgeom.flow import SaveAt
 
     atlas = as_atlas(problem_or_model if atlas is None else atlas)
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    eps = _check_positive("init_scale", init_scale)
+    eps = default_init_scale(_depth_of(atlas)) if init_scale is None else _check_positive("init_scale", init_scale)
+    if init == "gaussian":
+        check_init_scale(atlas, eps, grad_tol=grad_tol, seed=seed)
     problem = getattr(atlas, "problem", None)
     net = atlas.model
     if init == "gaussian":
@@ -176,15 +296,15 @@ def sample_transitions(
     if t1 is None:
         t1 = _default_t1(atlas, eps, init)
     t1 = _check_positive("t1", t1)
-    traj = integrate(
-        net, theta0, t1, method=method, rtol=rtol, atol=atol, saveat=SaveAt(n_log=int(n_save)), grad_tol=grad_tol,
-        **dict(integrate_options or {}),
+    traj = _integrate_ensemble(
+        net, theta0, t1, method=method, progress=progress, rtol=rtol, atol=atol, saveat=SaveAt(n_log=int(n_save)),
+        grad_tol=grad_tol, **dict(integrate_options or {}),
     )
     ident = AtlasIdentifier(atlas, grow=grow)
     visits = detect_visits(traj, atlas, identify=ident, **dict(detect_options or {}))
     if measure_visited:
         labels = set(str(x) for x in visits.stratum)
-        atlas.measure([cs.key for cs in atlas.sets() if cs.label in labels])
+        atlas.measure([cs.key for cs in atlas.sets() if cs.label in labels], progress=progress)
     tg = build_transition_graph(visits, ident.nodes, confidence_level=confidence_level)
     th = None
     if theory and problem is not None and problem.whitened:
