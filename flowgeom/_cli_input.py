@@ -23,10 +23,10 @@ DEFAULT_OUT = "./flowgeom-out"
 MODELS = ("linear", "tanh", "softplus", "sigmoid", "diagonal")
 INTEGRATORS = ("auto", "adaptive", "stiff", "invariant", "gd")
 INITS = ("gaussian", "orthogonal", "balanced", "stable-set")
-# Small enough that a trajectory from s = (3, 2, 1) passes close to every saddle: the closest
-# approach to the stratum {0} improves like eps^(2(1 - s_1/s_0)), and at 1e-4 the passage near
-# {0} is a shoulder of the loss curve (||grad|| ~ 0.5), not a plateau.
-DEFAULT_TRANSITION_SCALE = 1e-8
+# None: flowgeom.transitions.sample.default_init_scale of the depth (1e-8 for H = 1: small enough that a
+# trajectory from s = (3, 2, 1) passes close to every saddle; 10^(-2/(H-1)) for H >= 2, where at 1e-8 the
+# gradient at the start is ~1e-15 and the flow never leaves the origin).
+DEFAULT_TRANSITION_SCALE = None
 MAX_GD_STEPS = 1e8  # --lr below t1 / MAX_GD_STEPS is refused (the run would never finish)
 BASINS_T1 = 100.0  # flowgeom.basins.sample_basins's default horizon
 TRANSITION_SAVES = 400  # flowgeom.transitions.sample_transitions's default n_save

@@ -10,7 +10,7 @@
     flowgeom plot        DIR
     flowgeom report      DIR [--out FILE.html]
     flowgeom describe    FILE
-    PROBLEM:  --widths dx,d1,...,dy --singular-values s1,...,s_dy | --data FILE(.npz/.nc with X, Y) [--whiten]
+    PROBLEM:  --widths dx,d1,...,dy --singular-values s1,...,s_dy | --data FILE(.npz/.nc with X, Y) | digits | linnerud [--whiten]
               [--model linear|tanh|softplus|sigmoid|diagonal] [--seed N]
     SAMPLING: [--init NAME] [--init-scale X] [--integrator NAME] [--lr X] [--scheduler ADDRESS] [--store PATH.zarr]
 
@@ -196,9 +196,10 @@ def cmd_transitions(args) -> int:
     _check_scale_overflow("--init-scale", args.init_scale, _model_of(target))
     _check_resources("transitions", args, target)
     out = _out_dir(args)
-    ds = sample_transitions(target, args.samples, init_scale=args.init_scale, seed=args.seed, measure_visited=True)
+    ds = sample_transitions(target, args.samples, init_scale=args.init_scale, seed=args.seed, measure_visited=True,
+                            progress=True)
     nc, gm = _save_transitions(ds, out, args)
-    _print_transitions(ds, args.samples, args.init_scale)
+    _print_transitions(ds, args.samples, ds.attrs["init_scale"])
     print(f"-> {nc}, {gm}")
     return 0
 
@@ -318,8 +319,9 @@ def cmd_atlas(args) -> int:
     _print_limits(results["basins"])
     _save(results["basins"], out / "basins.nc", args)
     if "transitions" in results:
-        print(f"\n== transitions ({args.transition_samples} samples, init scale {args.transition_scale:g})")
-        _print_transitions(results["transitions"], args.transition_samples, args.transition_scale)
+        scale = results["transitions"].attrs["init_scale"]
+        print(f"\n== transitions ({args.transition_samples} samples, init scale {scale:g})")
+        _print_transitions(results["transitions"], args.transition_samples, scale)
         _save_transitions(results["transitions"], out, args)
     if args.model == "linear" and not args.no_verify:
         print("\n== claims of the paper (measured now)")
@@ -411,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transition-samples", type=_number("seed"), default=100,
                    help="trajectories for the transition graph (default 100; 0 skips it)")
     p.add_argument("--transition-scale", type=_number("positive"), default=DEFAULT_TRANSITION_SCALE,
-                   help=f"init scale for the transition graph (default {DEFAULT_TRANSITION_SCALE:g})")
+                   help="init scale for the transition graph (default: 1e-8 for H = 1, 10^(-2/(H-1)) for H >= 2)")
     p.add_argument("--strata", choices=("auto", "all", "reached"), default="auto",
                    help="which critical sets to measure: auto (default: all when few, else the reached ones and the "
                    "top chain), all, reached")
@@ -434,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_problem_args(p)
     p.add_argument("--samples", type=_number("count"), required=True, help="number of trajectories")
     p.add_argument("--init-scale", type=_number("positive"), default=DEFAULT_TRANSITION_SCALE,
-                   help=f"init scale (default {DEFAULT_TRANSITION_SCALE:g})")
+                   help="init scale (default: 1e-8 for H = 1, 10^(-2/(H-1)) for H >= 2)")
     p.set_defaults(func=cmd_transitions)
 
     p = sub.add_parser("verify", help="measure every claim of the paper; writes claims.md and claims.nc")

@@ -103,13 +103,12 @@ def _depth_of(atlas) -> int:
 def default_init_scale(depth_H: int) -> float:
     r"""The default transition init scale: :math:`10^{-8}` for H = 1, :math:`10^{-2/(H-1)}` for H >= 2.
 
-    For H = 1 the origin is a strict saddle: the escape from a scale :math:`arepsilon` takes
-    :math:`\sim\ln(1/arepsilon)/s_1`, so a tiny scale costs little and makes every plateau long. For
-    H >= 2 the origin is a non-strict saddle, :math:`\|
-abla L\| \sim s\,arepsilon^H`, and the escape takes
-    :math:`\simarepsilon^{-(H-1)}/((H-1)s_1)` (Saxe et al. 2014): at :math:`10^{-8}` the gradient is below any
+    For H = 1 the origin is a strict saddle: the escape from a scale :math:`\varepsilon` takes
+    :math:`\sim\ln(1/\varepsilon)/s_1`, so a tiny scale costs little and makes every plateau long. For
+    H >= 2 the origin is a non-strict saddle, :math:`\|\nabla L\| \sim s\,\varepsilon^H`, and the escape takes
+    :math:`\sim\varepsilon^{-(H-1)}/((H-1)s_1)` (Saxe et al. 2014): at :math:`10^{-8}` the gradient is below any
     useful ``grad_tol`` (the run stops at the origin) and the escape time is astronomical. The scale with
-    :math:`arepsilon^{H-1} = 10^{-2}` (0.01 for H = 2, 0.1 for H = 3) keeps the escape ~100/s_1 and the
+    :math:`\varepsilon^{H-1} = 10^{-2}` (0.01 for H = 2, 0.1 for H = 3) keeps the escape ~100/s_1 and the
     plateaus clear (``{} -> {0} -> {0,1} -> ...`` for s = (3, 2, 1), H = 2).
     """
     H = int(depth_H)
@@ -117,11 +116,10 @@ abla L\| \sim s\,arepsilon^H`, and the escape takes
 
 
 def check_init_scale(atlas, init_scale: float, *, grad_tol: float = 1e-10, seed: int | None = 0) -> None:
-    r"""Refuse a transition init scale whose initializations already have :math:`\|
-abla L\| \le` ``grad_tol``.
+    r"""Refuse a transition init scale whose initializations already have :math:`\|\nabla L\| \le` ``grad_tol``.
 
     Such trajectories stop at the origin at t = 0 as "converged" and the graph is empty (H >= 2 at
-    :math:`arepsilon = 10^{-8}`). Checked on 8 Gaussian draws (median). Cheap: one gradient.
+    :math:`\varepsilon = 10^{-8}`). Checked on 8 Gaussian draws (median). Cheap: one gradient.
 
     Raises
     ------
