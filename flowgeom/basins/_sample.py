@@ -411,7 +411,7 @@ def sample_basins(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n, initial=n - n_todo, unit="sample", unit_scale=True, desc="basins", disable=None if progress else True)
+    bar = tqdm(total=n, initial=n - n_todo, unit="sample", unit_scale=True, desc="basins", disable=not progress)
 
     def handle(res):
         if root is not None:
