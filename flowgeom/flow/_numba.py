@@ -9,8 +9,8 @@ networks, per-call overhead of BLAS or numpy dominates.
 
 Two DOPRI5 kernels: for H = 1 without input factor and at most 768 parameters,
 :mod:`flowgeom.flow._numba_soa` advances blocks of 32 trajectories together (structure of arrays,
-SIMD over trajectories; measured 1.4-6x faster than one trajectory at a time at widths (16,12,8)
-and (4,3,2)); every other network runs ``_dopri5_one``, one trajectory at a time.
+SIMD over trajectories; measured 3-6x faster than one trajectory at a time at widths (4,3,2), 1-2x
+at (16,12,8)); every other network runs ``_dopri5_one``, one trajectory at a time.
 
 numba is optional: importing this module without numba sets ``HAVE_NUMBA = False`` and
 :mod:`flowgeom.integrate` uses numpy. Compiled code is cached on disk (``cache=True``), so only

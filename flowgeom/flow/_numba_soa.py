@@ -41,11 +41,13 @@ from flowgeom.flow._status import RUNNING as _RUNNING
 _FM = {"nsz", "arcp", "contract", "reassoc"}
 
 #: lanes per block (trajectories advanced together): wide enough for the SIMD loops over lanes
-#: (measured: 32 beats 16 and 64 at both benchmark sizes), small enough for a block's stages to stay in cache.
+#: (measured: 32 beats 8 and 16 at both benchmark sizes and matches 64), small enough for a block's stages
+#: to stay in cache.
 LANES = 32
 #: largest state (number of parameters) for which this kernel is the default. Measured against the
-#: per-trajectory kernel (traj per CPU-s, one thread): 3.4x faster at (8, 2, 2), ~6x at (4, 3, 2),
-#: 1.4-2.2x at (16, 12, 8) (288 parameters), even at (61, 10, 10) (710), 0.86x at (32, 32, 16) (1536:
+#: per-trajectory kernel (traj per CPU-s, one thread): 3.4x faster at (8, 2, 2), 3-6x at (4, 3, 2),
+#: 1.2-2.2x at (16, 12, 8) (288 parameters; equal wall clock on 2 threads of an idle machine), even at
+#: (61, 10, 10) (710), 0.86x at (32, 32, 16) (1536:
 #: a block's stages no longer fit in L2, while one trajectory's loops are long enough to vectorize).
 MAX_STATE = 768
 
