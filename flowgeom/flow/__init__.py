@@ -9,7 +9,8 @@ Private modules, one concept each: ``_status`` (statuses), ``_controller`` (the 
 controller and its constants), ``_methods`` (registry), ``_options`` (FlowOptions),
 ``_base`` (SaveAt, Trajectory, the recorder, DOPRI5 tableau), ``_explicit`` (numpy DOPRI5,
 GD), ``_implicit`` (Gauss--Legendre), ``_rosenbrock`` (RODAS4, stiff), ``_stiffness``
-(``method="auto"``), ``_numba`` (compiled kernels), ``_integrate`` (entry points).
+(``method="auto"``), ``_numba`` (compiled kernels), ``_numba_soa`` (compiled DOPRI5 on blocks of
+trajectories), ``_numba_compile`` (the compile report), ``_integrate`` (entry points).
 """
 
 from flowgeom.flow._integrate import (
