@@ -1,6 +1,6 @@
 """Benchmark: the stiff raw-units regression flow (issue 12), the `flowgeom basins` command vs a scipy BDF loop.
 
-Workload: a small multi-output regression set in its raw units (default /work/data/linnerud.npz:
+Workload: a small multi-output regression set in its raw units (default: the shipped `linnerud` dataset,
 X (3, 20) exercise counts, Y (3, 20) physiological measures; eig(X X^T) spans ~2.7e2 .. 1e5), widths
 (3, 3, 3), the user's flow (original coordinates, not whitened). What is compared, in one run:
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy.integrate import BDF, Radau
 
-from flowgeom._data import load_data
+from flowgeom._data import resolve_data
 from flowgeom.basins.samplers import make_initializer
 from flowgeom.flow import SaveAt, integrate
 from flowgeom.problem import Problem
@@ -83,7 +83,7 @@ def run_command(data, n, extra=()):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="/work/data/linnerud.npz", help="raw regression set (.npz with X, Y)")
+    ap.add_argument("--data", default="linnerud", help="raw regression set: a shipped name or .npz with X, Y")
     ap.add_argument("--n", type=int, default=64, help="samples of the command and of integrate (default 64)")
     ap.add_argument("--n-scipy", type=int, default=16, help="trajectories of the scipy loops (default 16)")
     ap.add_argument("--n-ref", type=int, default=4, help="trajectories checked against the tight reference")
@@ -92,7 +92,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.quick:
         a.n, a.n_scipy, a.n_ref = 16, 4, 2
-    X, Y = load_data(a.data)
+    X, Y, _ = resolve_data(a.data)
     model = Problem.from_data(X, Y, WIDTHS).network()
     ini = make_initializer("gaussian", model)
     theta0 = ini.sample(model, 0, a.n, SEED)  # the command's initializations (same sampler, seed)
