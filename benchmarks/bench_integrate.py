@@ -10,9 +10,9 @@ Measured in one run, on this machine:
   (``SaveAt(ts=[0, t1], states=False)``), and the numba backend with the default save grid
   (t0 + 200 log-spaced times, states stored);
 - the compiled backend's two DOPRI5 kernels: the structure-of-arrays kernel (blocks of 32 trajectories
-  advanced together, SIMD over trajectories; what ``integrate`` uses for H = 1 without input factor,
-  i.e. every row here) and the per-trajectory kernel (one trajectory at a time; used for every
-  other network);
+  advanced together, SIMD over trajectories; what ``integrate`` uses for H = 1 without input factor up
+  to ``_numba_soa.MAX_STATE`` = 160 parameters: the (4, 3, 2) rows) and the per-trajectory kernel (one
+  trajectory at a time; used for every other network, the (16, 12, 8) rows among them);
 - diffrax (JAX; Tsit5, jit + vmap over blocks of 256 trajectories, float64, the faster way to run it
   on CPU), same ensemble and tolerances, timed interleaved with flowgeom in the same run; an
   OPTIONAL dependency of this script only (skipped with a note when jax/diffrax are not installed);
@@ -269,8 +269,9 @@ def main(argv=None):
               f"| {best / r['scipy']:,.0f}x | {r['err']:.1e} ({r.get('err_dx', nan):.1e}) "
               f"| {r['steps']:.0f} | {r['rhs']:.0f} | {r['flop_limit']:,.0f} | {100 * r['frac_peak']:.1f}% |")
     print("\ntraj/s throughout (wall clock). 'flowgeom numba' is what integrate() runs: the structure-of-arrays "
-          "kernel (32 trajectories per block, SIMD over trajectories) for these H = 1 networks; '1 traj at a time' "
-          "is the per-trajectory kernel, which integrate() uses for every other network.")
+          "kernel (32 trajectories per block, SIMD over trajectories) for H = 1 networks up to 160 parameters "
+          "((4, 3, 2)), the per-trajectory kernel otherwise ((16, 12, 8)); '1 traj at a time' forces the "
+          "per-trajectory kernel.")
     notes = {r.get("diffrax_note") for r in rows} - {None}
     print("diffrax: " + (", ".join(sorted(notes)) if notes else (dx_note or "not measured")) +
           f"; timed interleaved with flowgeom, ratio = median over rounds of (diffrax wall / flowgeom wall); "

@@ -7,10 +7,11 @@ and divergence rules), so both backends return the same statuses and agree to ro
 (amplified by the flow). Products are hand-written loops: for the tiny matrices of these
 networks, per-call overhead of BLAS or numpy dominates.
 
-Two DOPRI5 kernels: for H = 1 without input factor and at most 768 parameters,
-:mod:`flowgeom.flow._numba_soa` advances blocks of 32 trajectories together (structure of arrays,
-SIMD over trajectories; measured 3-6x faster than one trajectory at a time at widths (4,3,2), 1-2x
-at (16,12,8)); every other network runs ``_dopri5_one``, one trajectory at a time.
+Two DOPRI5 kernels: for H = 1 without input factor and at most ``_numba_soa.MAX_STATE`` = 160
+parameters, :mod:`flowgeom.flow._numba_soa` advances blocks of 32 trajectories together (structure of
+arrays, SIMD over trajectories; measured 5.4x faster than one trajectory at a time at widths (4,3,2),
+1.2-1.6x up to 160 parameters, 2x slower at (16,12,8)); every other network runs ``_dopri5_one``, one
+trajectory at a time.
 
 numba is optional: importing this module without numba sets ``HAVE_NUMBA = False`` and
 :mod:`flowgeom.integrate` uses numpy. Compiled code is cached on disk (``cache=True``), so only

@@ -45,11 +45,12 @@ _FM = {"nsz", "arcp", "contract", "reassoc"}
 #: to stay in cache.
 LANES = 32
 #: largest state (number of parameters) for which this kernel is the default. Measured against the
-#: per-trajectory kernel (traj per CPU-s, one thread): 3.4x faster at (8, 2, 2), 3-6x at (4, 3, 2),
-#: 1.2-2.2x at (16, 12, 8) (288 parameters; equal wall clock on 2 threads of an idle machine), even at
-#: (61, 10, 10) (710), 0.86x at (32, 32, 16) (1536:
-#: a block's stages no longer fit in L2, while one trajectory's loops are long enough to vectorize).
-MAX_STATE = 768
+#: per-trajectory kernel on an idle 2-core machine (N = 4096, T = 50, standard init, wall clock, 2 threads):
+#: 5.4x faster at (4, 3, 2) (18 parameters), 1.6x at (8, 6, 4) (72), 1.4x at (10, 8, 6) and (12, 8, 6)
+#: (128, 144), 1.2x at (16, 8, 4) (160); slower beyond: 0.73x at (12, 10, 8) (200), 0.50x at (16, 12, 8)
+#: (288; also 0.49x on one thread), 0.10x at (24, 16, 12) (576). (Earlier measurements on a loaded machine
+#: had put the crossover near 768 parameters; they did not hold on an idle one.)
+MAX_STATE = 160
 
 
 if HAVE_NUMBA:
