@@ -13,6 +13,8 @@ from flowgeom._validate import InputError
 from flowgeom.basins import sample_basins, schedule
 from flowgeom.basins.store import StoreError, _close_store, _completed, _open_store
 
+from _helpers import store_has_complete_chunk
+
 QUICK = dict(init_scale=0.5, t1=30.0, progress=False, backend="numpy")
 
 
@@ -172,19 +174,9 @@ def test_sigkill_of_the_cli_leaves_no_worker(tmp_path):
 @pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)], ids=["TERM", "INT-INT"])
 def test_interrupted_cli_stores_finished_chunks_and_leaves_no_worker(tmp_path, signals):
     store = tmp_path / "t.zarr"
-    def one_chunk():  # a chunk with its completion marker
-        for name in os.listdir(store) if store.exists() else []:
-            try:
-                with open(store / name / "zarr.json") as fh:
-                    if name.startswith("chunk_") and '"complete": true' in fh.read():
-                        return True
-            except OSError:
-                pass
-        return False
-
     with _cli(store, tmp_path / "out") as proc:
         try:
-            assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and one_chunk(), 60.0)
+            assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and store_has_complete_chunk(store), 60.0)
             workers = _children(proc.pid)
             t0 = time.monotonic()
             for sig in signals:

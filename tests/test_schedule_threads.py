@@ -17,6 +17,8 @@ from flowgeom.basins.samplers import make_initializer
 from flowgeom.basins.store import _close_store, _completed, _open_store
 from flowgeom.flow import _numba
 
+from _helpers import store_has_complete_chunk
+
 
 def _counting_kernel(delay=0.0):
     calls = []
@@ -143,20 +145,11 @@ def test_a_threaded_command_stops_within_seconds_and_keeps_finished_chunks(tmp_p
     cmd = [sys.executable, "-m", "flowgeom", "basins", "--widths", "16,12,8", "--samples", "4096", "--init-scale",
            "0.2887", "--no-early-stop", "--store", str(store), "--out", str(tmp_path / "out")]
 
-    def one_chunk():
-        for name in os.listdir(store) if store.exists() else []:
-            try:
-                with open(store / name / "zarr.json") as fh:
-                    if name.startswith("chunk_") and '"complete": true' in fh.read():
-                        return True
-            except OSError:
-                pass
-        return False
 
     with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as proc:
         try:
             t0 = time.monotonic()
-            while not one_chunk() and proc.poll() is None and time.monotonic() - t0 < 240:
+            while not store_has_complete_chunk(store) and proc.poll() is None and time.monotonic() - t0 < 240:
                 time.sleep(0.05)
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert not [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == proc.pid]  # no pool

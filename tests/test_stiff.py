@@ -21,31 +21,7 @@ from flowgeom.flow._rosenbrock import gmres, rosenbrock
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.problem import Problem
 
-
-class Quadratic:
-    """L = theta^T A theta / 2 with a fixed SPD (or indefinite) matrix A; flow theta(t) = exp(-A t) theta0."""
-
-    def __init__(self, A):
-        self.A = np.asarray(A, dtype=float)
-
-    @property
-    def n_params(self):
-        return self.A.shape[0]
-
-    def loss(self, th):
-        return 0.5 * np.einsum("...i,ij,...j->...", th, self.A, th)
-
-    def grad(self, th):
-        return th @ self.A
-
-    def hvp(self, th, v):
-        return np.broadcast_to(v @ self.A, np.broadcast_shapes(th.shape, v.shape)).copy()
-
-    def hessian(self, th):
-        return np.broadcast_to(self.A, th.shape[:-1] + self.A.shape).copy()
-
-    def conserved(self, th):
-        return np.zeros(th.shape[:-1] + (0,))
+from _helpers import Quadratic
 
 
 class Quartic:

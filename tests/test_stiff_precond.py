@@ -19,6 +19,8 @@ from flowgeom.flow import SaveAt, Status, integrate
 from flowgeom.models.deep_linear import DeepLinearNetwork
 from flowgeom.problem import Problem
 
+from _helpers import Quadratic
+
 
 def _jacobian_complex_step(net, theta):
     """d(P R)/d theta, shape (d_y d_x, n), by complex step (exact to round-off)."""
@@ -64,27 +66,6 @@ def test_gauss_newton_solver_flags_bad_rows_and_keeps_the_batch():
     assert np.all(np.isfinite(x[0])) and np.array_equal(x[1:], v[1:])  # identity on bad rows
 
 
-class _Quadratic:
-    def __init__(self, A):
-        self.A = np.asarray(A, dtype=float)
-        self.n_params = self.A.shape[0]
-
-    def loss(self, th):
-        return 0.5 * np.einsum("...i,ij,...j->...", th, self.A, th)
-
-    def grad(self, th):
-        return th @ self.A
-
-    def hvp(self, th, v):
-        return np.broadcast_to(v @ self.A, np.broadcast_shapes(th.shape, v.shape)).copy()
-
-    def hessian(self, th):
-        return np.broadcast_to(self.A, th.shape[:-1] + self.A.shape).copy()
-
-    def conserved(self, th):
-        return np.zeros(th.shape[:-1] + (0,))
-
-
 def test_dense_output_inside_a_stiff_step_near_the_slow_manifold():
     """Save points inside one step h = 1, eigenvalues up to 1e8, stiff modes 1e-6 off equilibrium.
 
@@ -93,7 +74,7 @@ def test_dense_output_inside_a_stiff_step_near_the_slow_manifold():
     (about 1e-6 * 1e8 * theta (1 - theta)^2 ~ 10 here).
     """
     lam = np.array([0.1, 1e4, 1e8])
-    model = _Quadratic(np.diag(lam))
+    model = Quadratic(np.diag(lam))
     ts = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
     y0 = np.array([1.0, 1e-6, 1e-6])
     tr = integrate(model, y0, 1.0, method="rosenbrock", adaptive=False, dt0=1.0, grad_tol=0.0,
