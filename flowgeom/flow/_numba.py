@@ -40,7 +40,6 @@ _FM = {"nsz", "arcp", "contract", "reassoc"}
 # status codes and controller constants: imported (never re-typed); numba captures these
 # module-level ints and floats as compile-time constants.
 from flowgeom._validate import InputError, check_choice
-from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
 from flowgeom.flow._numba_compile import compile_report
 from flowgeom.flow._numba_dln import _network_arrays
 from flowgeom.flow._status import CONVERGED as _CONVERGED
@@ -58,7 +57,7 @@ if HAVE_NUMBA:
     _E = np.ascontiguousarray(DP_E)
     _D = np.ascontiguousarray(DP_D)
 
-    from flowgeom.flow._numba_dln import _allfinite, _conserved, _norm, _rhs
+    from flowgeom.flow._numba_dln import _allfinite, _conserved, _norm, _rhs, _step_factor
 
     @njit(cache=True, fastmath=_FM, inline="always")
     def _stage(s, h, y, K, yn):
@@ -274,19 +273,7 @@ if HAVE_NUMBA:
                     elif t >= t1:
                         status = _REACHED_T1
             if adaptive:
-                if en == 0.0:
-                    fac = MAX_FACTOR
-                elif not np.isfinite(en):
-                    fac = MIN_FACTOR
-                else:
-                    fac = SAFETY * en ** (-0.2)
-                if accept:
-                    grow = min(MAX_FACTOR, fac)
-                    if rejected:
-                        grow = min(1.0, grow)
-                    h = h * grow
-                else:
-                    h = h * max(MIN_FACTOR, min(fac, 1.0))
+                h = h * _step_factor(en, accept, rejected)
                 rejected = not accept
                 if (not accept) and h < 10 * np.spacing(max(abs(t), 1.0)) and status == _RUNNING:
                     status = _FAILED

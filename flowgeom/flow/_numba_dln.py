@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
+
 try:  # pragma: no cover - exercised by both CI configurations
     import numba  # noqa: F401
     from numba import njit
@@ -201,6 +203,23 @@ if HAVE_NUMBA:
         for q in range(x.shape[0]):
             s += x[q] * x[q]
         return np.sqrt(s)
+
+    @njit(cache=True)
+    def _step_factor(en, accept, rejected):
+        """The controller of flowgeom.flow._controller.step_factor for one trajectory (exponent -1/5):
+        the factor on h after a step with error norm ``en``; no growth right after a rejection."""
+        if en == 0.0:
+            fac = MAX_FACTOR
+        elif not np.isfinite(en):
+            fac = MIN_FACTOR
+        else:
+            fac = SAFETY * en ** (-0.2)
+        if accept:
+            grow = min(MAX_FACTOR, fac)
+            if rejected:
+                grow = min(1.0, grow)
+            return grow
+        return max(MIN_FACTOR, min(fac, 1.0))
 
     @njit(cache=True)
     def _allfinite(x):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowgeom.flow._controller import MAX_FACTOR, MIN_FACTOR, SAFETY
 from flowgeom.flow._numba_dln import HAVE_NUMBA
 from flowgeom.flow._status import CONVERGED as _CONVERGED
 from flowgeom.flow._status import DIVERGED as _DIVERGED
@@ -58,7 +57,7 @@ if HAVE_NUMBA:
 
     from flowgeom.flow._base import DP_A, DP_D, DP_E
     from flowgeom.flow._numba import _finish_row
-    from flowgeom.flow._numba_dln import _conserved, _field_h1, _norm
+    from flowgeom.flow._numba_dln import _conserved, _field_h1, _norm, _step_factor
 
     _A = np.ascontiguousarray(DP_A)
     _E = np.ascontiguousarray(DP_E)
@@ -432,19 +431,7 @@ if HAVE_NUMBA:
                         elif t_new >= t1:
                             st = _REACHED_T1
                 if adaptive:
-                    if en == 0.0:
-                        fac = MAX_FACTOR
-                    elif not np.isfinite(en):
-                        fac = MIN_FACTOR
-                    else:
-                        fac = SAFETY * en ** (-0.2)
-                    if accept:
-                        grow = min(MAX_FACTOR, fac)
-                        if rejected[l]:
-                            grow = min(1.0, grow)
-                        h[l] = hh * grow
-                    else:
-                        h[l] = hh * max(MIN_FACTOR, min(fac, 1.0))
+                    h[l] = hh * _step_factor(en, accept, rejected[l])
                     rejected[l] = not accept
                     if (not accept) and h[l] < 10 * np.spacing(max(abs(t[l]), 1.0)) and st == _RUNNING:
                         st = _FAILED
