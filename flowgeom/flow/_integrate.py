@@ -191,8 +191,10 @@ def integrate(
           ``"implicit-midpoint"``: its 1-stage (order 2) member. ``solver``: "newton" (dense
           Hessian), "fixed-point", or "auto" (newton for n <= 200).
         - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS4, order 4(3), the exact Hessian as
-          Jacobian (``solver``: "dense" LU for n <= 200, "krylov" GMRES on ``model.hvp``
-          beyond; "auto" picks); RODAS4's stage-based dense output (order 3). For stiff flows (raw data).
+          Jacobian (``solver``: "dense" LU for n <= 200; beyond, "structured" where the model
+          solves its shifted Hessian exactly (``model.shifted_hessian_solver``: deep linear
+          networks with H = 1), else "krylov" GMRES on ``model.hvp``; "auto" picks); RODAS4's
+          stage-based dense output (order 3). For stiff flows (raw data).
         - ``"auto"``: a stiffness estimate at t0 (:func:`flowgeom.flow._stiffness.stiffness`)
           picks "rosenbrock" or "dopri5"; ``Trajectory.method`` is the method that ran and
           ``Trajectory.info`` holds the estimate and ``{"requested": "auto"}``.
@@ -270,12 +272,18 @@ def integrate(
         info = {"requested": "auto", **est}
     solver = o.solver
     if method in ("gauss-legendre", "implicit-midpoint"):
-        if solver in ("dense", "krylov"):
+        if solver in ("dense", "krylov", "structured"):
             raise InputError(f"`solver` for {method!r} must be 'auto', 'newton' or 'fixed-point'; got {solver!r}.")
         if solver == "auto":
             solver = "newton" if model.n_params <= NEWTON_MAX_PARAMS else "fixed-point"
     elif method == "rosenbrock" and solver in ("newton", "fixed-point"):
-        raise InputError(f"`solver` for 'rosenbrock' must be 'auto', 'dense' or 'krylov'; got {solver!r}.")
+        raise InputError(f"`solver` for 'rosenbrock' must be 'auto', 'dense', 'krylov' or 'structured'; got {solver!r}.")
+    if method == "rosenbrock" and solver == "structured":
+        from flowgeom.flow._rosenbrock import _has_structured_solver
+
+        if not _has_structured_solver(model):
+            raise InputError(f"`solver='structured'` needs a model with an exact `shifted_hessian_solver` "
+                             f"({type(model).__name__} has none for this shape); use 'auto', 'dense' or 'krylov'.")
     be = _resolve_backend(o.backend, model, method)
 
     opts = {"rtol": o.rtol, "atol": o.atol, "grad_tol": o.grad_tol, "max_steps": o.max_steps,

@@ -45,9 +45,10 @@ class FlowOptions:
         False takes fixed steps ``dt0`` (order checks).
     newton_tol : float, default 1e-13
         Implicit collocation methods: tolerance of the stage solve.
-    solver : {"auto", "newton", "fixed-point", "krylov", "dense"}, default "auto"
+    solver : {"auto", "newton", "fixed-point", "krylov", "dense", "structured"}, default "auto"
         Linear/nonlinear solver of the implicit methods ("newton"/"fixed-point" for Gauss,
-        "dense"/"krylov" for Rosenbrock; "auto" picks by ``n_params``).
+        "dense"/"krylov"/"structured" for Rosenbrock; "auto" picks by ``n_params`` and by what
+        the model offers).
     lr : float or None, default None
         Step size of gradient descent (``method="gd"`` only).
 
@@ -94,7 +95,8 @@ class FlowOptions:
         if not self.adaptive and self.dt0 is None:
             raise InputError("`adaptive=False` needs a fixed step: pass `dt0`.")
         put(self, "newton_tol", check_positive("newton_tol", self.newton_tol))
-        put(self, "solver", check_choice("solver", self.solver, ("auto", "newton", "fixed-point", "krylov", "dense")))
+        put(self, "solver", check_choice("solver", self.solver, ("auto", "newton", "fixed-point", "krylov", "dense",
+                                                                      "structured")))
         if self.lr is not None:
             put(self, "lr", check_positive("lr", self.lr))
 

@@ -266,6 +266,31 @@ def _krylov_solver(model, y, hg, rtol=1e-6):
     return solve, np.ones(y.shape[0], dtype=bool)
 
 
+def _structured_solver(model, y, hg, rtol=None):
+    r"""Solver ``r -> (I/(h gamma) + Hess)^{-1} r`` from the model's exact ``shifted_hessian_solver``.
+
+    ``model.shifted_hessian_solver(y, eta)`` solves :math:`(I + \eta \nabla^2 L)\,x = v` directly
+    (:class:`~flowgeom.models.deep_linear.DeepLinearNetwork` with H = 1: a Schur complement on the
+    last layer), so :math:`k = (I + h\gamma\nabla^2 L)^{-1} h\gamma\, r`.
+    """
+    shifted, ok = model.shifted_hessian_solver(y, hg)
+    hgc = hg[:, None]
+
+    def solve(r):
+        return shifted(hgc * r), np.ones(y.shape[0], dtype=bool)
+
+    return solve, ok
+
+
+def _has_structured_solver(model, n_probe=1) -> bool:
+    """Whether ``model.shifted_hessian_solver`` exists and covers this model (it returns a solver)."""
+    fn = getattr(model, "shifted_hessian_solver", None)
+    if fn is None:
+        return False
+    solve, _ = fn(np.zeros((n_probe, model.n_params)), np.ones(n_probe))
+    return solve is not None
+
+
 def rosenbrock(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, max_norm, dt0, adaptive,
                solver="auto", tableau=None):
     """Per-trajectory adaptive RODAS3 over a shrinking active set; see the module docstring."""
@@ -274,8 +299,11 @@ def rosenbrock(rec: _Recorder, y0, t0, t1, *, rtol, atol, grad_tol, max_steps, m
     S = ts.shape[0]
     N, n = y0.shape
     if solver == "auto":
-        solver = "dense" if n <= DENSE_MAX_PARAMS else "krylov"
-    make_solver = _dense_solver if solver == "dense" else _krylov_solver
+        if n <= DENSE_MAX_PARAMS:
+            solver = "dense"
+        else:
+            solver = "structured" if _has_structured_solver(model) else "krylov"
+    make_solver = {"dense": _dense_solver, "krylov": _krylov_solver, "structured": _structured_solver}[solver]
     tab = TABLEAUS[DEFAULT_TABLEAU if tableau is None else tableau]
 
     def fun(z):

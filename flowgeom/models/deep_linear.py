@@ -469,6 +469,20 @@ class DeepLinearNetwork:
 
         return solve, good
 
+    def shifted_hessian_solver(self, theta: Params, shift):
+        r"""Exact solver of :math:`(I + \eta\,\nabla^2 L(\theta))\,x = v`, batched; H = 1 only.
+
+        By the column structure of the first layer and a Schur complement on :math:`W_2`
+        (:mod:`flowgeom.models._dln_shifted`). Returns ``(solve, ok)`` as
+        :meth:`gauss_newton_solver` does, or ``(None, ok=False)`` for H >= 2.
+        """
+        theta = check_params(theta, self.n_params)
+        if self.depth_H != 1:
+            return None, np.zeros(theta.shape[0], dtype=bool)
+        from flowgeom.models._dln_shifted import shifted_hessian_solver
+
+        return shifted_hessian_solver(self, theta, shift)
+
     def hessian(self, theta: Params) -> FloatArray:
         """Dense Hessian, shape ``(..., n, n)``, assembled from exact HVPs (see :func:`hessian_from_hvp`)."""
         return hessian_from_hvp(self, theta)
