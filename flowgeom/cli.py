@@ -286,6 +286,36 @@ def cmd_describe(args) -> int:
     return 0
 
 
+ATLAS_BUDGET_S = 360.0
+"""Default time budget (seconds) of the atlas command's basins and transitions when their counts are not given."""
+
+
+def _budget(text: str):
+    """argparse type of --budget: 'none' or a finite positive number of seconds."""
+    if text.strip().lower() == "none":
+        return "none"
+    return _number("positive")(text)
+
+
+def _atlas_budget(args):
+    """The atlas's time budget: --budget, else ATLAS_BUDGET_S unless --samples or --transition-samples was given."""
+    if args.budget is not None:
+        return None if args.budget == "none" else args.budget
+    given = any(a == opt or a.startswith(opt + "=") for a in (args.argv or []) for opt in
+                ("--samples", "--transition-samples"))
+    return None if given else ATLAS_BUDGET_S
+
+
+def _count_note(ds, option):
+    """'N samples', with the request and the budget when the budget cut it short."""
+    n = int(ds.attrs.get("n_samples", ds.sizes.get("sample", 0)))
+    req = int(ds.attrs.get("n_requested", n))
+    if n >= req:
+        return f"{n} samples"
+    return (f"{n} of {req} samples: what fits the time budget of {ds.attrs['budget_s']:.0f} s; "
+            f"{option} {req} runs them all")
+
+
 def cmd_atlas(args) -> int:
     from flowgeom.pipeline import atlas
 
@@ -300,9 +330,10 @@ def cmd_atlas(args) -> int:
     kind = {"linear": "the deep linear network", "diagonal": "a diagonal linear network"}.get(
         args.model, f"a {args.model} network")
     print(f"== atlas of {kind}")
+    budget = _atlas_budget(args)
     with _store_errors():
         results = atlas(
-            target, samples=args.samples, transition_samples=args.transition_samples,
+            target, samples=args.samples, transition_samples=args.transition_samples, budget=budget,
             transition_scale=args.transition_scale, seed=args.seed, measure=args.strata,
             basins_options={"init": args.init, "init_scale": args.init_scale, "integrator": args.integrator,
                             "lr": args.lr, "scheduler": args.scheduler, "store": args.store,
@@ -314,14 +345,16 @@ def cmd_atlas(args) -> int:
     print(_strata_table(results["strata"]))
     _print_coverage(results["strata"])
     _save(results["strata"], out / "strata.nc", args)
-    print(f"\n== basins ({args.samples} samples)")
+    print(f"\n== basins ({_count_note(results['basins'], '--samples')})")
     _print_fractions(results["basins"])
     _print_limits(results["basins"])
     _save(results["basins"], out / "basins.nc", args)
     if "transitions" in results:
         scale = results["transitions"].attrs["init_scale"]
-        print(f"\n== transitions ({args.transition_samples} samples, init scale {scale:g})")
-        _print_transitions(results["transitions"], args.transition_samples, scale)
+        n_tr = int(results["transitions"].attrs.get("n_samples", args.transition_samples))
+        print(f"\n== transitions ({_count_note(results['transitions'], '--transition-samples')}, "
+              f"init scale {scale:g})")
+        _print_transitions(results["transitions"], n_tr, scale)
         _save_transitions(results["transitions"], out, args)
     if args.model == "linear" and not args.no_verify:
         print("\n== claims of the paper (measured now)")
@@ -417,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strata", choices=("auto", "all", "reached"), default="auto",
                    help="which critical sets to measure: auto (default: all when few, else the reached ones and the "
                    "top chain), all, reached")
+    p.add_argument("--budget", type=_budget, default=None,
+                   help=f"time budget in seconds for the basins and transitions, or 'none' (default "
+                        f"{ATLAS_BUDGET_S:.0f} unless --samples or --transition-samples is given): a pilot measures "
+                        f"the cost per sample and the first N samples that fit are run")
     p.add_argument("--full-verify", action="store_true", help="run the claims audit at full size (slower)")
     p.add_argument("--no-verify", action="store_true", help="skip the claims audit (claims.md is not written)")
     p.set_defaults(func=cmd_atlas, ranks=None, top_only=False)

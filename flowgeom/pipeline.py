@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flowgeom._validate import InputError, check_int
+from flowgeom._validate import InputError, check_int, check_positive
 from flowgeom.critical.atlas import Atlas
 
 __all__ = ["atlas", "MEASURE_MAX"]
@@ -76,6 +76,43 @@ def _sync_kinds(ds, atlas_: Atlas):
     return ds
 
 
+BUDGET_PILOT_BASINS = 64
+"""Basin samples run first to measure the cost per sample when the atlas has a time budget."""
+BUDGET_PILOT_TRANSITIONS = 4
+"""Transition trajectories run first to measure their cost when the atlas has a time budget."""
+BUDGET_BASINS_SHARE = 2.0 / 3.0
+"""Share of the atlas's time budget given to the basins; the transitions get the rest."""
+
+
+def _within_budget(run, n_requested: int, n_pilot: int, seconds: float | None):
+    r"""``run(N)`` for the largest :math:`N \le` ``n_requested`` whose projected time fits ``seconds``.
+
+    Samples are indexed (sample i depends on the seed and i only), so the first N samples of a run are
+    the same whatever N is. A run of one sample takes the fixed costs (compilation, worker start-up,
+    imports: :math:`t_1`), a pilot of ``n_pilot`` samples then gives the cost per sample
+    :math:`c = (t_{pilot} - t_1) / (n_{pilot} - 1)`, and
+    :math:`N = \min(n_{req}, \max(n_{pilot}, \lfloor (s - t_1 - t_{pilot}) / c \rfloor))` samples are run
+    (the pilot's included again, so the Dataset is that of a plain run of N samples, and the whole takes
+    about s). The pilot alone is kept when no more fit.
+    """
+    if seconds is None or n_requested <= n_pilot:
+        ds = run(n_requested)
+        ds.attrs["n_requested"] = int(n_requested)
+        return ds
+    t = time.perf_counter()
+    run(1)
+    t_fixed = time.perf_counter() - t
+    t = time.perf_counter()
+    pilot = run(n_pilot)
+    t_pilot = time.perf_counter() - t
+    per = max(t_pilot - t_fixed, 0.05 * t_pilot) / (n_pilot - 1)
+    n = int(min(n_requested, max(n_pilot, (seconds - t_fixed - t_pilot) // max(per, 1e-12))))
+    ds = pilot if n == n_pilot else run(n)
+    ds.attrs["n_requested"] = int(n_requested)
+    ds.attrs["budget_s"] = float(seconds)
+    return ds
+
+
 def atlas(
     problem_or_model,
     *,
@@ -88,6 +125,7 @@ def atlas(
     transitions_options: Mapping[str, Any] | None = None,
     atlas_options: Mapping[str, Any] | None = None,
     progress: bool = False,
+    budget: float | None = None,
 ) -> dict:
     r"""The atlas of a problem or model: ``{"strata", "basins", "transitions"}`` Datasets, written once for every model.
 
@@ -116,8 +154,16 @@ def atlas(
         Keywords of the atlas (:class:`flowgeom.linear.ClosedFormAtlas` or
         :class:`flowgeom.critical.SearchedAtlas`, e.g. ``n_starts``).
     progress : bool, default False
-        Progress bars with an ETA for the basins, the transitions and the strata (tqdm; the
-        transitions' and strata's are silent when stderr is not a terminal).
+        Progress bars with an ETA for the basins, the transitions and the strata
+        (:mod:`flowgeom._progress`).
+    budget : float or None, default None
+        A time budget in seconds for the basins and the transitions together (None: run every requested
+        sample). Each stage first runs a pilot (the first ``BUDGET_PILOT_BASINS`` basin samples, the first
+        ``BUDGET_PILOT_TRANSITIONS`` trajectories), measures its cost per sample, and then runs the first N
+        samples that fit: the basins up to ``BUDGET_BASINS_SHARE`` of the budget, the transitions what is
+        left of it (at least the rest of that share). N never exceeds the request and never falls below the
+        pilot; it depends on timing only, never on outcomes, so the confidence intervals keep their meaning.
+        Each Dataset records ``n_requested`` and ``budget_s``; the command line says when fewer ran.
 
     Returns
     -------
@@ -146,16 +192,24 @@ def atlas(
         from flowgeom.transitions.sample import check_init_scale
 
         check_init_scale(A, topts["init_scale"], grad_tol=topts.get("grad_tol", 1e-10), seed=seed)  # before basins
+    if budget is not None:
+        budget = check_positive("budget", budget)
     out: dict = {}
+    t_start = time.perf_counter()
     if samples:
         t = time.perf_counter()
         bopts = dict(basins_options or {})
         bopts.setdefault("progress", progress)
-        out["basins"] = sample_basins(A, samples, atlas=A, seed=seed, **bopts)
+        share = None if budget is None else BUDGET_BASINS_SHARE * budget
+        out["basins"] = _within_budget(lambda n: sample_basins(A, n, atlas=A, seed=seed, **bopts), samples,
+                                       BUDGET_PILOT_BASINS, share)
         out["basins"].attrs["elapsed_s"] = time.perf_counter() - t
     if transition_samples:
         t = time.perf_counter()
-        out["transitions"] = sample_transitions(A, transition_samples, atlas=A, seed=seed, **topts)
+        left = None if budget is None else max(budget - (t - t_start), (1.0 - BUDGET_BASINS_SHARE) * budget)
+        out["transitions"] = _within_budget(
+            lambda n: sample_transitions(A, n, atlas=A, seed=seed, **topts), transition_samples,
+            BUDGET_PILOT_TRANSITIONS, left)
         out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
     t = time.perf_counter()
     listed = A.sets()

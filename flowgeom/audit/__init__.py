@@ -91,18 +91,18 @@ def verify_claims(*, quick: bool = False, seed: int = 0, progress: bool = False)
     seed : int, default 0
         Root seed of every random draw.
     progress : bool, default False
-        A progress bar with an ETA over the checks, showing the one being measured (tqdm; silent when
-        stderr is not a terminal).
+        A progress bar with an ETA over the checks, showing the one being measured
+        (:mod:`flowgeom._progress`).
 
     Returns
     -------
     list of Claim
     """
-    from tqdm.auto import tqdm
+    from flowgeom._progress import progress_bar
 
     ctx = _Context(quick=quick, seed=int(seed))
     claims = []
-    with tqdm(_CHECKS, desc="claims", unit="check", disable=None if progress else True) as bar:
+    with progress_bar(_CHECKS, desc="claims", unit="check", enabled=progress) as bar:
         for check in bar:
             bar.set_postfix_str(check.__name__.removeprefix("check_"), refresh=True)
             result = check(ctx)

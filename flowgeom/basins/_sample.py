@@ -410,9 +410,9 @@ def sample_basins(
             s1 = min(b, s0 + chunk_size)
             tasks.append((s0, s1, None if ini.seeded else ini.sample(model, s0, s1, seed)))
 
-    from tqdm.auto import tqdm
+    from flowgeom._progress import progress_bar
 
-    bar = tqdm(total=n, initial=n - n_todo, unit="sample", unit_scale=True, desc="basins", disable=not progress)
+    bar = progress_bar(total=n, initial=n - n_todo, unit="sample", unit_scale=True, desc="basins", enabled=progress)
 
     def handle(res):
         if root is not None:

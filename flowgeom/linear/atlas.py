@@ -246,10 +246,10 @@ class ClosedFormAtlas:
         """Linearize the strata with ``keys`` (default: the listed ones) at sampled points; returns them."""
         keys = [c.key for c in self.sets()] if keys is None else [int(k) for k in keys]
         it = keys
-        if progress and len(keys) > 1:  # silent when stderr is not a terminal
-            from tqdm.auto import tqdm
+        if progress and len(keys) > 1:
+            from flowgeom._progress import progress_bar
 
-            it = tqdm(keys, desc="strata", unit="stratum", disable=None)
+            it = progress_bar(keys, desc="strata", unit="stratum", enabled=True)
         out = []
         for key in it:
             cs = self.get(key)

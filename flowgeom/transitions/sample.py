@@ -167,11 +167,11 @@ def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
     Every trajectory is integrated with its own adaptive step, so the chunks give the same trajectories as
     one batched call; ``method="auto"`` is decided once for the whole ensemble (the stiffness estimate of
     :func:`flowgeom.flow.integrate`, recorded in ``Trajectory.info`` as usual) and then imposed on every
-    chunk. The bar (tqdm, with an ETA) is silent when ``progress`` is False or stderr is not a terminal.
+    chunk. The bar (tqdm, with an ETA; :mod:`flowgeom._progress`) is shown when ``progress`` is True.
     """
     import dataclasses
 
-    from tqdm.auto import tqdm
+    from flowgeom._progress import progress_bar
 
     from flowgeom.flow import integrate
 
@@ -188,7 +188,7 @@ def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
         info = {"requested": "auto", **est}
     size = max(1, -(-N // PROGRESS_CHUNKS))
     parts = []
-    with tqdm(total=N, desc="transitions", unit="traj", disable=None if progress else True) as bar:
+    with progress_bar(total=N, desc="transitions", unit="traj", enabled=progress) as bar:
         for a in range(0, N, size):
             parts.append(integrate(net, theta0[a:a + size], t1, method=method, **kw))
             bar.update(parts[-1].status.shape[0])
@@ -265,8 +265,8 @@ def sample_transitions(
         Further keyword arguments of :func:`flowgeom.flow.integrate`.
     progress : bool, default False
         A progress bar with an ETA over the trajectories (the ensemble is then integrated in
-        :data:`PROGRESS_CHUNKS` chunks; same trajectories) and over the measured visited strata; silent
-        when stderr is not a terminal.
+        :data:`PROGRESS_CHUNKS` chunks; same trajectories) and over the measured visited strata
+        (:mod:`flowgeom._progress`).
 
     Returns
     -------
