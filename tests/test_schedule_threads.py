@@ -112,15 +112,21 @@ def test_threads_are_the_default_only_where_the_kernel_runs():
     assert schedule._kernel_threads_win(_job(net), tasks)
     assert schedule._kernel_threads_win(_job(net, "adaptive"), tasks)
     assert not schedule._kernel_threads_win(_job(net, backend="numpy"), tasks)
-    assert not schedule._kernel_threads_win(_job(net, "stiff"), tasks)
+    assert schedule._kernel_threads_win(_job(net, "stiff"), tasks)  # compiled RODAS4 (dense, n <= 200)
     assert not schedule._kernel_threads_win(_job(net, "invariant"), tasks)
     mlp = mlp_for_problem(Problem.from_spectrum([2.0, 1.0], (3, 2, 2)), "tanh")
     assert not schedule._kernel_threads_win(_job(mlp), tasks)
-    # "auto" on a stiff flow (raw data, features of scales 1, 10, 300: tests/test_stiff.py) picks Rosenbrock
+    # "auto" on a stiff flow (raw data, features of scales 1 .. 300: tests/test_stiff.py) picks Rosenbrock:
+    # compiled up to 200 parameters (threads), numpy Krylov beyond (processes)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 20)) * np.array([[1.0], [10.0], [300.0]])
     raw = Problem.from_data(X, rng.standard_normal((3, 20)), (3, 3, 3)).network()
-    assert not schedule._kernel_threads_win(_job(raw, scale=1.0), tasks)
+    assert schedule._kernel_threads_win(_job(raw, scale=1.0), tasks)
+    X = rng.standard_normal((15, 40)) * np.geomspace(1.0, 300.0, 15)[:, None]
+    big = Problem.from_data(X, rng.standard_normal((8, 40)), (15, 10, 8)).network()
+    assert big.n_params > 200
+    assert not schedule._kernel_threads_win(_job(big, scale=1.0), tasks)
+    assert not schedule._kernel_threads_win(_job(big, "stiff"), tasks)
 
 
 def test_the_default_runs_in_this_process_with_the_same_result(monkeypatch):

@@ -14,10 +14,11 @@ Runs leave nothing behind and fail fast:
 
 Where the chunks run by default (``scheduler=None``, ``n_workers=None``): in this process, one chunk
 after another, when the compiled kernel runs the flow (a DeepLinearNetwork with numba, integrator
-"adaptive", "gd", or "auto" choosing DOPRI5: :func:`_kernel_threads_win`); the kernel's threads
-(``FLOWGEOM_NUM_THREADS``, default every usable core) share each chunk's trajectories. Every other
-flow (Rosenbrock, Gauss--Legendre, models without a kernel) runs numpy code on one core per
-process, and goes to a local process pool. Measured on this 2-core machine (shared, load average
+"adaptive", "gd", "stiff" with at most 200 parameters (compiled RODAS4), or "auto" choosing a
+compiled method: :func:`_kernel_threads_win`); the kernel's threads (``FLOWGEOM_NUM_THREADS``,
+default every usable core) share each chunk's trajectories. Every other flow (Rosenbrock with the
+Krylov solver, Gauss--Legendre, models without a kernel) runs numpy code on one core per process,
+and goes to a local process pool. Measured on this 2-core machine (shared, load average
 6-9), the whole ``flowgeom basins`` command on the standard (16,12,8) workload (4096 Gaussian inits
 of scale 1/sqrt(12), warm compile cache): threads and the pool are a tie within the noise (bare
 integrator to T = 50 / command: threads 1.50 and 1.21, pool 1.52 and 1.30, in two runs of
@@ -351,19 +352,25 @@ def _run_dask(job, tasks, scheduler, handle) -> None:
 def _kernel_threads_win(job, tasks) -> bool:
     """True when the chunks' flow runs in the compiled kernel, whose threads then use every core.
 
-    That is a DeepLinearNetwork (exact type) with numba, integrator "adaptive" or "gd", or "auto"
-    when the stiffness estimate (the one ``integrate(method="auto")`` makes, on the first
-    ``_PROBE_ROWS`` samples) picks DOPRI5. Other flows (the Rosenbrock and Gauss--Legendre
-    solvers, models without a kernel) run numpy code on one core per process: processes win.
+    That is a DeepLinearNetwork (exact type) with numba, integrator "adaptive" or "gd", "stiff" with
+    the dense solver (at most ``DENSE_MAX_PARAMS`` parameters: the compiled RODAS4 kernel), or "auto"
+    when either method it may pick is compiled (dense) or the stiffness estimate (the one
+    ``integrate(method="auto")`` makes, on the first ``_PROBE_ROWS`` samples) picks DOPRI5. Other
+    flows (Rosenbrock with the Krylov solver, Gauss--Legendre, models without a kernel) run numpy code
+    on one core per process: processes win.
     """
-    if job.backend == "numpy" or job.integrator in ("stiff", "invariant") or not tasks:
+    if job.backend == "numpy" or job.integrator == "invariant" or not tasks:
         return False
     from flowgeom.flow import numba_available
+    from flowgeom.flow._rosenbrock import DENSE_MAX_PARAMS
     from flowgeom.models.deep_linear import DeepLinearNetwork
 
     if type(job.model) is not DeepLinearNetwork or not numba_available():
         return False
-    if job.integrator != "auto":
+    dense = job.model.n_params <= DENSE_MAX_PARAMS
+    if job.integrator == "stiff":
+        return dense
+    if job.integrator != "auto" or dense:
         return True
     from flowgeom.flow._stiffness import stiffness
 

@@ -10,7 +10,8 @@ controller and its constants), ``_methods`` (registry), ``_options`` (FlowOption
 ``_base`` (SaveAt, Trajectory, the recorder, DOPRI5 tableau), ``_explicit`` (numpy DOPRI5,
 GD), ``_implicit`` (Gauss--Legendre), ``_rosenbrock`` (RODAS4, stiff), ``_stiffness``
 (``method="auto"``), ``_numba`` (compiled kernels), ``_numba_soa`` (compiled DOPRI5 on blocks of
-trajectories), ``_numba_compile`` (the compile report), ``_integrate`` (entry points).
+trajectories), ``_numba_rosenbrock`` (compiled RODAS4, dense, n <= 200), ``_numba_compile`` (the
+compile report), ``_integrate`` (entry points).
 """
 
 from flowgeom.flow._integrate import (

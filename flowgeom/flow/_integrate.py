@@ -57,7 +57,7 @@ from flowgeom.flow._explicit import _dopri5_numpy, _gd_numpy
 from flowgeom.flow._implicit import gauss_legendre
 from flowgeom.flow._methods import METHODS
 from flowgeom.flow._options import FlowOptions
-from flowgeom.flow._rosenbrock import rosenbrock
+from flowgeom.flow._rosenbrock import DENSE_MAX_PARAMS, rosenbrock
 from flowgeom.flow._stiffness import stiffness
 from flowgeom.models.base import Model, check_params
 
@@ -126,13 +126,17 @@ def _positive(value, name, allow_zero=False, allow_inf=False):
     return v
 
 
-def _resolve_backend(backend: str, model, method: str) -> str:
+def _resolve_backend(backend: str, model, method: str, solver: str = "auto") -> str:
+    """"numba" or "numpy". Compiled: DeepLinearNetwork with DOPRI5, gradient descent, or Rosenbrock with
+    the dense solver (``solver`` "auto" or "dense" and at most ``DENSE_MAX_PARAMS`` parameters)."""
     if backend not in ("auto", "numpy", "numba"):
         raise ValueError(f"`backend` must be 'auto', 'numpy' or 'numba'; got {backend!r}.")
     from flowgeom.models.deep_linear import DeepLinearNetwork
 
     # exact type: a subclass may override loss/grad, which the compiled kernel would ignore
-    supported = type(model) is DeepLinearNetwork and method in ("dopri5", "gd")
+    dense = solver == "dense" or (solver == "auto" and model.n_params <= DENSE_MAX_PARAMS)
+    supported = type(model) is DeepLinearNetwork and (
+        method in ("dopri5", "gd") or (method == "rosenbrock" and dense))
     if backend == "numpy":
         return "numpy"
     if backend == "numba":
@@ -143,8 +147,9 @@ def _resolve_backend(backend: str, model, method: str) -> str:
             )
         if not supported:
             raise ValueError(
-                f"`backend='numba'` supports DeepLinearNetwork with method 'dopri5' or gradient descent; "
-                f"got {type(model).__name__} with method {method!r}. Use backend='auto'."
+                f"`backend='numba'` supports DeepLinearNetwork with method 'dopri5', 'rosenbrock' (dense "
+                f"solver, n_params <= {DENSE_MAX_PARAMS}) or gradient descent; got {type(model).__name__} with "
+                f"method {method!r} (solver {solver!r}, n_params {model.n_params}). Use backend='auto'."
             )
         return "numba"
     return "numba" if (supported and numba_available()) else "numpy"
@@ -205,7 +210,8 @@ def integrate(
         (MAX_STEPS). ``max_norm``: DIVERGED when :math:`\|\theta\|_2` exceeds it or the state
         is non-finite. ``dt0``: initial step (None: Hairer's choice per trajectory); with
         ``adaptive=False`` the fixed step. ``backend``: "auto" uses the compiled numba kernel
-        for DeepLinearNetwork with "dopri5" when available, "numpy" otherwise.
+        for DeepLinearNetwork with "dopri5", and with "rosenbrock" and the dense solver
+        (n <= 200), when numba is available; "numpy" otherwise.
 
     Returns
     -------
@@ -284,7 +290,7 @@ def integrate(
         if not _has_structured_solver(model):
             raise InputError(f"`solver='structured'` needs a model with an exact `shifted_hessian_solver` "
                              f"({type(model).__name__} has none for this shape); use 'auto', 'dense' or 'krylov'.")
-    be = _resolve_backend(o.backend, model, method)
+    be = _resolve_backend(o.backend, model, method, solver)
 
     opts = {"rtol": o.rtol, "atol": o.atol, "grad_tol": o.grad_tol, "max_steps": o.max_steps,
             "max_norm": o.max_norm, "dt0": o.dt0, "adaptive": o.adaptive}
@@ -292,6 +298,11 @@ def integrate(
         from flowgeom.flow._numba import dopri5_dln
 
         tr = dopri5_dln(model, y0, ts, t0, t1, states=saveat.states, **opts)
+        return tr if info is None else dataclasses.replace(tr, info=info)
+    if method == "rosenbrock" and be == "numba":
+        from flowgeom.flow._numba_rosenbrock import rosenbrock_dln
+
+        tr = rosenbrock_dln(model, y0, ts, t0, t1, states=saveat.states, **opts)
         return tr if info is None else dataclasses.replace(tr, info=info)
     rec = _Recorder(model, y0, ts, saveat.states)
     with np.errstate(all="ignore"):
