@@ -286,7 +286,7 @@ def cmd_describe(args) -> int:
     return 0
 
 
-ATLAS_BUDGET_S = 360.0
+ATLAS_BUDGET_S = 300.0
 """Default time budget (seconds) of the atlas command's basins and transitions when their counts are not given."""
 
 

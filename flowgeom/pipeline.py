@@ -78,7 +78,7 @@ def _sync_kinds(ds, atlas_: Atlas):
 
 BUDGET_PILOT_BASINS = 64
 """Basin samples run first to measure the cost per sample when the atlas has a time budget."""
-BUDGET_PILOT_TRANSITIONS = 4
+BUDGET_PILOT_TRANSITIONS = 2
 """Transition trajectories run first to measure their cost when the atlas has a time budget."""
 BUDGET_BASINS_SHARE = 2.0 / 3.0
 """Share of the atlas's time budget given to the basins; the transitions get the rest."""

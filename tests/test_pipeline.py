@@ -98,3 +98,66 @@ def test_main_job_on_raw_and_whitened_data(tmp_path):
         assert converged.sum() >= 3
         assert np.all(b.limit.values[converged] == b.sizes["stratum"] - 1)
         assert out["strata"].attrs["loss_offset"] == pytest.approx(pb.loss_offset)
+
+
+# ---------------------------------------------------------------- the atlas's time budget
+class _Clock:
+    """A fake perf_counter: runs advance it by fixed + per * n seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_within_budget_runs_the_first_n_samples_that_fit(monkeypatch):
+    import xarray as xr
+
+    import flowgeom.pipeline as pipeline
+
+    clock = _Clock()
+    monkeypatch.setattr(pipeline.time, "perf_counter", clock)
+    calls = []
+
+    def run(n, fixed=3.0, per=0.5):
+        calls.append(n)
+        clock.now += fixed + per * n
+        return xr.Dataset(attrs={"n_samples": n})
+
+    ds = pipeline._within_budget(run, 2000, 64, 100.0)
+    # t(1) = 3.5 s, t(64) = 35 s -> c = 31.5 / 63 = 0.5 s; (100 - 3.5 - 35) / 0.5 = 123
+    assert calls == [1, 64, 123]
+    assert ds.attrs["n_samples"] == 123 and ds.attrs["n_requested"] == 2000 and ds.attrs["budget_s"] == 100.0
+    calls.clear()
+    ds = pipeline._within_budget(run, 2000, 64, 30.0)  # the pilot alone overruns: it is kept, not re-run
+    assert calls == [1, 64] and ds.attrs["n_samples"] == 64
+    calls.clear()
+    ds = pipeline._within_budget(run, 100, 64, 1e6)  # never more than requested
+    assert calls == [1, 64, 100] and ds.attrs["n_samples"] == 100
+    calls.clear()
+    ds = pipeline._within_budget(run, 2000, 64, None)  # no budget: one plain run
+    assert calls == [2000] and ds.attrs["n_requested"] == 2000 and "budget_s" not in ds.attrs
+
+
+def test_atlas_budget_default_applies_only_when_counts_are_not_given():
+    from flowgeom.cli import ATLAS_BUDGET_S, _atlas_budget, build_parser
+
+    def budget(argv):
+        args = build_parser().parse_args(["atlas", *argv])
+        args.argv = ["atlas", *argv]
+        return _atlas_budget(args)
+
+    assert budget([]) == ATLAS_BUDGET_S
+    assert budget(["--samples", "50"]) is None
+    assert budget(["--transition-samples=0"]) is None
+    assert budget(["--budget", "none"]) is None
+    assert budget(["--samples", "50", "--budget", "20"]) == 20.0
+
+
+def test_atlas_with_a_budget_records_the_request(tmp_path):
+    pb = Problem.from_spectrum((3.0, 2.0, 1.0), (3, 3, 3))
+    out = flowgeom.atlas(pb, samples=300, transition_samples=10, budget=1e4, seed=0,
+                basins_options={"scheduler": "synchronous"})
+    assert out["basins"].attrs["n_requested"] == 300 and out["basins"].sizes["sample"] == 300
+    assert out["transitions"].attrs["n_requested"] == 10

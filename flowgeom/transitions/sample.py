@@ -144,6 +144,7 @@ def check_init_scale(atlas, init_scale: float, *, grad_tol: float = 1e-10, seed:
 
 
 PROGRESS_CHUNKS = 20
+PROGRESS_MIN_CHUNK = 8  # trajectories per chunk at least: the numpy integrators amortize their per-step overhead
 """With ``progress=True`` the ensemble is integrated in about this many chunks (one bar update each)."""
 
 
@@ -186,7 +187,7 @@ def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
             est = stiffness(net, theta0, 0.0, float(t1), float(kw.get("grad_tol", 0.0)))
         method = "rosenbrock" if est["stiff"] else "dopri5"
         info = {"requested": "auto", **est}
-    size = max(1, -(-N // PROGRESS_CHUNKS))
+    size = max(PROGRESS_MIN_CHUNK, -(-N // PROGRESS_CHUNKS))
     parts = []
     with progress_bar(total=N, desc="transitions", unit="traj", enabled=progress) as bar:
         for a in range(0, N, size):
