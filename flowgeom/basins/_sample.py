@@ -243,10 +243,10 @@ def sample_basins(
         minimum value (a certificate exact for atlases that list every critical value: the limit
         of the flow is then a global minimum, the atlas's one set of that value); such samples
         skip the gradient-descent end game (``endgame`` False). The first horizon pauses for this
-        test at :math:`t_1/4^6, \dots, t_1/16, t_1/4` (``chunk.EARLY_CHECKS``, ``chunk.EARLY_RATIO``), so a
-        sample runs at most about four times as long as its limit takes to be decided (standard
-        (16,12,8) Gaussian inits: all decided by t = 6.25 instead of running to t1 = 100; the raw
-        10-class image problem: at t = 0.024). ``t_final``,
+        test at :math:`t_1/32, t_1/16, \dots, t_1/2` (``chunk.EARLY_CHECKS``; a stiff flow at
+        :math:`t_1/4^6, \dots, t_1/4`), so a sample runs at most about twice (four times) as long as its
+        limit takes to be decided (standard (16,12,8) Gaussian inits: all decided at t = 3.125 instead of
+        running to t1 = 100; the raw 10-class image problem: at t = 0.024). ``t_final``,
         ``final_loss`` and ``final_grad_norm`` are then those of the state where it stopped, on
         its way to the minimum (``status`` REACHED_T1, ``limit`` the minimum).
 
