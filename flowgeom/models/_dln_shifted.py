@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _mT(A):
-    return np.swapaxes(A, -1, -2)
+from flowgeom.models.deep_linear import _batched_inverse, _mT
 
 
 def input_eigenbasis(net):
@@ -117,16 +115,7 @@ def shifted_hessian_solver(net, theta, shift):
         S = S4.reshape(m, k, k) + np.eye(k)
         ok &= np.all(np.isfinite(S), axis=(1, 2))
         S[~ok] = np.eye(k)
-        try:
-            Sinv = np.linalg.inv(S)
-        except np.linalg.LinAlgError:
-            Sinv = np.empty_like(S)
-            for i in range(m):
-                try:
-                    Sinv[i] = np.linalg.inv(S[i])
-                except np.linalg.LinAlgError:
-                    Sinv[i] = np.eye(k)
-                    ok[i] = False
+        Sinv = _batched_inverse(S, ok)
 
     def C_apply(Xp):
         """V^T C [O X' V^T]: (m, dy, d1) -> (m, d1, dx)."""
