@@ -100,7 +100,7 @@ def _within_budget(run, n_requested: int, n_pilot: int, seconds: float | None):
         ds.attrs["n_requested"] = int(n_requested)
         return ds
     t = time.perf_counter()
-    run(1)
+    run(1, quiet=True)
     t_fixed = time.perf_counter() - t
     t = time.perf_counter()
     pilot = run(n_pilot)
@@ -163,7 +163,8 @@ def atlas(
         samples that fit: the basins up to ``BUDGET_BASINS_SHARE`` of the budget, the transitions what is
         left of it (at least the rest of that share). N never exceeds the request and never falls below the
         pilot; it depends on timing only, never on outcomes, so the confidence intervals keep their meaning.
-        Each Dataset records ``n_requested`` and ``budget_s``; the command line says when fewer ran.
+        Each Dataset records ``n_requested`` and ``budget_s``; the command line says when fewer ran. Basins
+        checkpointed to a ``store`` are always run whole.
 
     Returns
     -------
@@ -200,16 +201,22 @@ def atlas(
         t = time.perf_counter()
         bopts = dict(basins_options or {})
         bopts.setdefault("progress", progress)
-        share = None if budget is None else BUDGET_BASINS_SHARE * budget
-        out["basins"] = _within_budget(lambda n: sample_basins(A, n, atlas=A, seed=seed, **bopts), samples,
-                                       BUDGET_PILOT_BASINS, share)
+        # a checkpointed run (store) is one the user wants whole, and its store holds one sample count
+        share = None if budget is None or bopts.get("store") is not None else BUDGET_BASINS_SHARE * budget
+
+        def run_basins(n, quiet=False):
+            return sample_basins(A, n, atlas=A, seed=seed, **dict(bopts, progress=bopts["progress"] and not quiet))
+
+        out["basins"] = _within_budget(run_basins, samples, BUDGET_PILOT_BASINS, share)
         out["basins"].attrs["elapsed_s"] = time.perf_counter() - t
     if transition_samples:
         t = time.perf_counter()
         left = None if budget is None else max(budget - (t - t_start), (1.0 - BUDGET_BASINS_SHARE) * budget)
-        out["transitions"] = _within_budget(
-            lambda n: sample_transitions(A, n, atlas=A, seed=seed, **topts), transition_samples,
-            BUDGET_PILOT_TRANSITIONS, left)
+
+        def run_transitions(n, quiet=False):
+            return sample_transitions(A, n, atlas=A, seed=seed, **dict(topts, progress=topts["progress"] and not quiet))
+
+        out["transitions"] = _within_budget(run_transitions, transition_samples, BUDGET_PILOT_TRANSITIONS, left)
         out["transitions"].attrs["elapsed_s"] = time.perf_counter() - t
     t = time.perf_counter()
     listed = A.sets()

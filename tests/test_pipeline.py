@@ -120,7 +120,7 @@ def test_within_budget_runs_the_first_n_samples_that_fit(monkeypatch):
     monkeypatch.setattr(pipeline.time, "perf_counter", clock)
     calls = []
 
-    def run(n, fixed=3.0, per=0.5):
+    def run(n, quiet=False, fixed=3.0, per=0.5):
         calls.append(n)
         clock.now += fixed + per * n
         return xr.Dataset(attrs={"n_samples": n})

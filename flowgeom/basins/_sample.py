@@ -104,6 +104,13 @@ def _model_fingerprint(model) -> str:
         return type(model).__name__
 
 
+CHUNK_MIN = 64
+"""Smallest default chunk (samples per task) for models with at most ``CHUNK_MIN_PARAMS`` parameters."""
+CHUNK_MIN_PARAMS = 200
+CHUNK_MIN_LARGE = 16
+"""Smallest default chunk for larger models, whose samples are expensive."""
+
+
 def sample_basins(
     problem_or_model,
     n_samples: int,
@@ -196,8 +203,9 @@ def sample_basins(
         Converged limits that match no known critical set are refined and added to the atlas
         (:meth:`Atlas.grow`, in this process, in sample order) and located again.
     chunk_size : int, optional
-        Samples per task; default ``min(2048, max(64, ceil(N / (4 * workers))))``. The result
-        does not depend on it.
+        Samples per task; default ``min(2048, max(m, ceil(N / (4 * workers))))`` with m = ``CHUNK_MIN``
+        (64), or ``CHUNK_MIN_LARGE`` (16) beyond ``CHUNK_MIN_PARAMS`` parameters. The result does not
+        depend on it.
     seed : int, optional
         Root seed; default: fresh entropy (recorded in attrs), or the seed of an existing
         ``store``.
@@ -403,7 +411,10 @@ def sample_basins(
     n_todo = sum(b - a for a, b in todo)
     workers = 1 if _executor_kind(scheduler) == "serial" else (n_workers or os.cpu_count() or 1)
     if chunk_size is None:
-        chunk_size = int(min(2048, max(64, -(-max(n_todo, 1) // (4 * workers)))))
+        # small chunks where a sample is expensive (the numpy integrators beyond dense sizes: ~1 s per sample on
+        # raw 10-class images), so that a short run still spreads over the workers
+        smallest = CHUNK_MIN if model.n_params <= CHUNK_MIN_PARAMS else CHUNK_MIN_LARGE
+        chunk_size = int(min(2048, max(smallest, -(-max(n_todo, 1) // (4 * workers)))))
     tasks = []
     for a, b in todo:
         for s0 in range(a, b, chunk_size):
