@@ -136,6 +136,9 @@ def test_within_budget_runs_the_first_n_samples_that_fit(monkeypatch):
     ds = pipeline._within_budget(run, 100, 64, 1e6)  # never more than requested
     assert calls == [1, 64, 100] and ds.attrs["n_samples"] == 100
     calls.clear()
+    ds = pipeline._within_budget(run, 2000, 64, 100.0, warmup=False)  # c = 35 / 64; (100 - 35) / c = 118.8
+    assert calls == [64, 118] and ds.attrs["n_samples"] == 118
+    calls.clear()
     ds = pipeline._within_budget(run, 2000, 64, None)  # no budget: one plain run
     assert calls == [2000] and ds.attrs["n_requested"] == 2000 and "budget_s" not in ds.attrs
 
@@ -157,7 +160,7 @@ def test_atlas_budget_default_applies_only_when_counts_are_not_given():
 
 def test_atlas_with_a_budget_records_the_request(tmp_path):
     pb = Problem.from_spectrum((3.0, 2.0, 1.0), (3, 3, 3))
-    out = flowgeom.atlas(pb, samples=300, transition_samples=10, budget=1e4, seed=0,
+    out = flowgeom.atlas(pb, samples=300, transition_samples=20, budget=1e4, seed=0,
                 basins_options={"scheduler": "synchronous"})
     assert out["basins"].attrs["n_requested"] == 300 and out["basins"].sizes["sample"] == 300
-    assert out["transitions"].attrs["n_requested"] == 10
+    assert out["transitions"].attrs["n_requested"] == 20 and out["transitions"].attrs["n_samples"] == 20

@@ -160,3 +160,28 @@ def test_plateaus_after_a_fast_first_drop_are_detected():
     for level in (0.5 * (s[1] ** 2 + s[2] ** 2), 0.5 * s[2] ** 2):
         assert np.sum(np.abs(L - level) < 1e-3 * 0.5 * s[2] ** 2) >= 20  # >= 20 log-spaced saves on the plateau
     assert ds.attrs["dominant_path"] == ["{}", "{0}", "{0,1}", "{0,1,2}"]
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_numpy_chunks_on_worker_processes_give_the_same_trajectories(monkeypatch, progress):
+    """Where no compiled kernel runs the flow, several chunks go to worker processes; the trajectories are
+    those of one batched call, in order (here 20 trajectories in chunks of 8 on 2 workers)."""
+    import flowgeom._processes as processes
+
+    calls = []
+    real = processes.run_processes
+
+    def spy(fn, first, tasks, workers, handle):
+        calls.append((len(tasks), workers))
+        return real(fn, first, tasks, workers, handle)
+
+    monkeypatch.setattr(processes, "run_processes", spy)
+    monkeypatch.setattr(processes, "_usable_cpus", lambda: 2)
+    net = Problem.from_spectrum((2.0, 1.0), (3, 3, 2)).network()
+    theta0 = 0.3 * np.random.default_rng(3).standard_normal((20, net.n_params))
+    kw = dict(rtol=1e-7, atol=1e-10, saveat=SaveAt(n_log=30), grad_tol=1e-8, **NUMPY)
+    one = integrate(net, theta0, 30.0, method="dopri5", **kw)
+    parts = _integrate_ensemble(net, theta0, 30.0, method="dopri5", progress=progress, **kw)
+    assert calls == [(3, 2)]
+    for name in ("loss", "grad_norm", "y_final", "t_final", "status", "n_steps", "ys"):
+        np.testing.assert_array_equal(getattr(parts, name), getattr(one, name), err_msg=name)

@@ -162,25 +162,35 @@ def _concat_trajectories(parts):
     return dataclasses.replace(first, **fields)
 
 
+def _integrate_part(common, a, theta0):
+    """One chunk of :func:`_integrate_ensemble` (module level: it runs in worker processes)."""
+    from flowgeom.flow import integrate
+
+    net, t1, method, kw = common
+    return a, integrate(net, theta0, t1, method=method, **kw)
+
+
 def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
-    r"""``integrate(net, theta0, t1, method=method, **kw)``, in chunks with a progress bar when ``progress``.
+    r"""``integrate(net, theta0, t1, method=method, **kw)``, in chunks: on worker processes, with a progress bar.
 
     Every trajectory is integrated with its own adaptive step, so the chunks give the same trajectories as
     one batched call; ``method="auto"`` is decided once for the whole ensemble (the stiffness estimate of
     :func:`flowgeom.flow.integrate`, recorded in ``Trajectory.info`` as usual) and then imposed on every
-    chunk. The bar (tqdm, with an ETA; :mod:`flowgeom._progress`) is shown when ``progress`` is True.
+    chunk. Where the flow runs numpy code (no compiled kernel: Rosenbrock beyond dense sizes, nonlinear
+    models) and there are several chunks, they run on local worker processes (:mod:`flowgeom._processes`:
+    they die with this one, Ctrl-C stops them); the compiled kernels use every core by themselves. The bar
+    (tqdm, with an ETA; :mod:`flowgeom._progress`) is shown when ``progress`` is True.
     """
     import dataclasses
 
+    from flowgeom._processes import _interrupts, _usable_cpus, run_processes
     from flowgeom._progress import progress_bar
-
     from flowgeom.flow import integrate
+    from flowgeom.flow._integrate import _resolve_backend
 
     N = theta0.shape[0]
-    if not progress or N < 2:
-        return integrate(net, theta0, t1, method=method, **kw)
     info = None
-    if method == "auto":
+    if method == "auto" and N >= 2:
         from flowgeom.flow._stiffness import stiffness
 
         with np.errstate(all="ignore"):
@@ -188,12 +198,27 @@ def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
         method = "rosenbrock" if est["stiff"] else "dopri5"
         info = {"requested": "auto", **est}
     size = max(PROGRESS_MIN_CHUNK, -(-N // PROGRESS_CHUNKS))
-    parts = []
+    tasks = [(a, theta0[a:a + size]) for a in range(0, N, size)]
+    compiled = method != "auto" and _resolve_backend(kw.get("backend", "auto"), net, method,
+                                                     kw.get("solver", "auto")) == "numba"
+    workers = 1 if compiled else min(_usable_cpus(), len(tasks))
+    if workers < 2 and (not progress or N < 2):
+        traj = integrate(net, theta0, t1, method=method, **kw)
+        return traj if info is None else dataclasses.replace(traj, info=info)
+    parts = {}
     with progress_bar(total=N, desc="transitions", unit="traj", enabled=progress) as bar:
-        for a in range(0, N, size):
-            parts.append(integrate(net, theta0[a:a + size], t1, method=method, **kw))
-            bar.update(parts[-1].status.shape[0])
-    traj = _concat_trajectories(parts)
+        def handle(res):
+            a, tr = res
+            parts[a] = tr
+            bar.update(tr.status.shape[0])
+
+        with _interrupts() as guard:
+            if workers >= 2:
+                run_processes(_integrate_part, (net, t1, method, kw), tasks, workers, guard(handle))
+            else:
+                for a, th in tasks:
+                    guard(handle)(_integrate_part((net, t1, method, kw), a, th))
+    traj = _concat_trajectories([parts[a] for a, _ in tasks])
     return traj if info is None else dataclasses.replace(traj, info=info)
 
 
