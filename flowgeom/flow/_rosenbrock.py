@@ -25,7 +25,10 @@ module on the linnerud workload, 64 trajectories, 2 threads). This module is the
 models, ``backend="numpy"`` and the Krylov solver.
 
 Linear algebra. For ``n_params <= DENSE_MAX_PARAMS`` the matrix is formed from
-``model.hessian`` and inverted once per step and trajectory (batched LAPACK). Above that, each
+``model.hessian`` and inverted once per step and trajectory (batched LAPACK). Above that, a model
+that solves :math:`(I + \eta\nabla^2 L)x = v` exactly (``shifted_hessian_solver``: a
+:class:`~flowgeom.models.deep_linear.DeepLinearNetwork` with H = 1, by a Schur complement on its
+last layer, :mod:`flowgeom.models._dln_shifted`) is used directly (solver "structured"); otherwise each
 solve is GMRES [3] on :math:`v \mapsto v + h\gamma\,\nabla^2 L\,v` with ``model.hvp`` (matrix
 free), to a relative residual ``KRYLOV_RTOL``; a solve that does not converge rejects the step
 (a smaller h makes the system better conditioned). A model that offers
