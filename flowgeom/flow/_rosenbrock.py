@@ -176,7 +176,7 @@ def _dense_solver(model, y, hg, rtol=None):
                 ok[i] = False
 
     def solve(r):
-        return np.einsum("mab,mb->ma", Ginv, r), np.ones(m, dtype=bool)
+        return (Ginv @ r[:, :, None])[:, :, 0], np.ones(m, dtype=bool)  # matmul: ~2x einsum here
 
     return solve, ok
 

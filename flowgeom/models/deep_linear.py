@@ -453,17 +453,17 @@ class DeepLinearNetwork:
                     if Qx is not None:
                         Ft = Ft @ Qx  # columns in the eigenbasis of R^T R
                     U = Ft * Dinv
-                    w = np.einsum("mipq,miq->mip", Kinv, U @ _mT(G))
+                    w = (Kinv @ (U @ _mT(G))[..., None])[..., 0]  # batched matvec (matmul: ~2x einsum)
                     Et = U - (w @ G) * Dinv
                     if Qx is not None:
                         Et = Et @ Qx.T
                     E = Q @ Et
                 elif L == 2:
                     Ft = _mT(Q) @ F  # rows in the eigenbasis of A_1
-                    Et = np.einsum("mijk,mik->mij", Cinv, Ft)
+                    Et = (Cinv @ Ft[..., None])[..., 0]
                     E = Q @ Et
                 else:
-                    E = np.einsum("mab,mb->ma", Cinv, F.reshape(m, dy * dx)).reshape(m, dy, dx)
+                    E = (Cinv @ F.reshape(m, dy * dx, 1)).reshape(m, dy, dx)
             x = v - Jt(E)
             return np.where(good[:, None], x, v)
 
