@@ -152,7 +152,8 @@ def test_basins_limits_on_raw_data_agree_with_a_tight_radau_reference():
 
 
 # ---------------------------------------------------------------- the exact structured solve (H = 1)
-@pytest.mark.parametrize("widths", [(5, 4, 3), (4, 5, 3), (6, 2, 4), (4, 4, 4), (3, 5, 2)])
+@pytest.mark.parametrize("widths", [(5, 4, 3), (4, 5, 3), (6, 2, 4), (4, 4, 4), (3, 5, 2),
+                                    (5, 4, 3, 2), (6, 3, 4, 2), (4, 5, 3, 3, 2)])
 @pytest.mark.parametrize("raw", [False, True])
 def test_shifted_hessian_solver_against_dense_solve(widths, raw):
     """(I + eta Hess) x = v solved by the Schur complement equals numpy.linalg.solve with the dense Hessian
@@ -175,11 +176,15 @@ def test_shifted_hessian_solver_against_dense_solve(widths, raw):
         assert np.linalg.norm(x[i] - ref) <= 1e-11 * np.linalg.cond(A) * np.linalg.norm(ref)
 
 
-def test_shifted_hessian_solver_covers_one_hidden_layer_only_and_flags_bad_rows():
-    deep = DeepLinearNetwork.canonical((4, 3, 3, 2), [2.0, 1.0])
-    solve, ok = deep.shifted_hessian_solver(np.zeros((2, deep.n_params)), np.ones(2))
+@pytest.mark.parametrize("widths", [(4, 3, 2), (4, 3, 3, 2)])
+def test_shifted_hessian_solver_flags_bad_rows_and_declines_large_heads(widths):
+    from flowgeom.models import _dln_shifted
+
+    big = DeepLinearNetwork.canonical((4, 25, 25, 2), [2.0, 1.0])  # head 675 > DEEP_MAX_HEAD
+    assert big.n_params - 4 * 25 > _dln_shifted.DEEP_MAX_HEAD
+    solve, ok = big.shifted_hessian_solver(np.zeros((2, big.n_params)), np.ones(2))
     assert solve is None and not ok.any()
-    net = DeepLinearNetwork.canonical((4, 3, 2), [2.0, 1.0])
+    net = DeepLinearNetwork.canonical(widths, [2.0, 1.0])
     theta = net.random_params(np.random.default_rng(0), 1.0, 3)
     theta[1, 0] = np.nan
     solve, ok = net.shifted_hessian_solver(theta, np.array([0.1, 0.1, -1.0]))
@@ -217,6 +222,8 @@ def test_structured_rosenbrock_is_the_default_beyond_dense_sizes_and_matches_kry
 def test_structured_solver_is_refused_where_the_model_has_none():
     from flowgeom._validate import InputError
 
-    deep = DeepLinearNetwork.canonical((4, 3, 3, 2), [2.0, 1.0])
+    big = DeepLinearNetwork.canonical((4, 25, 25, 2), [2.0, 1.0])
     with pytest.raises(InputError, match="structured"):
-        integrate(deep, np.zeros(deep.n_params), 1.0, method="rosenbrock", solver="structured")
+        integrate(big, np.zeros(big.n_params), 1.0, method="rosenbrock", solver="structured")
+    with pytest.raises(InputError, match="structured"):
+        integrate(Quadratic(np.eye(3)), np.zeros(3), 1.0, method="rosenbrock", solver="structured")

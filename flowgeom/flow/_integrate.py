@@ -198,7 +198,7 @@ def integrate(
         - ``"rosenbrock"`` (= ``"stiff"``): L-stable RODAS4, order 4(3), the exact Hessian as
           Jacobian (``solver``: "dense" LU for n <= 200; beyond, "structured" where the model
           solves its shifted Hessian exactly (``model.shifted_hessian_solver``: deep linear
-          networks with H = 1), else "krylov" GMRES on ``model.hvp``; "auto" picks); RODAS4's
+          networks), else "krylov" GMRES on ``model.hvp``; "auto" picks); RODAS4's
           stage-based dense output (order 3). For stiff flows (raw data).
         - ``"auto"``: a stiffness estimate at t0 (:func:`flowgeom.flow._stiffness.stiffness`)
           picks "rosenbrock" or "dopri5"; ``Trajectory.method`` is the method that ran and

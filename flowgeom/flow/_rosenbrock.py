@@ -27,8 +27,8 @@ models, ``backend="numpy"`` and the Krylov solver.
 Linear algebra. For ``n_params <= DENSE_MAX_PARAMS`` the matrix is formed from
 ``model.hessian`` and inverted once per step and trajectory (batched LAPACK). Above that, a model
 that solves :math:`(I + \eta\nabla^2 L)x = v` exactly (``shifted_hessian_solver``: a
-:class:`~flowgeom.models.deep_linear.DeepLinearNetwork` with H = 1, by a Schur complement on its
-last layer, :mod:`flowgeom.models._dln_shifted`) is used directly (solver "structured"); otherwise each
+:class:`~flowgeom.models.deep_linear.DeepLinearNetwork`, by a Schur complement on the layers after
+the first, :mod:`flowgeom.models._dln_shifted`) is used directly (solver "structured"); otherwise each
 solve is GMRES [3] on :math:`v \mapsto v + h\gamma\,\nabla^2 L\,v` with ``model.hvp`` (matrix
 free), to a relative residual ``KRYLOV_RTOL``; a solve that does not converge rejects the step
 (a smaller h makes the system better conditioned). A model that offers
@@ -279,8 +279,8 @@ def _structured_solver(model, y, hg, rtol=None):
     r"""Solver ``r -> (I/(h gamma) + Hess)^{-1} r`` from the model's exact ``shifted_hessian_solver``.
 
     ``model.shifted_hessian_solver(y, eta)`` solves :math:`(I + \eta \nabla^2 L)\,x = v` directly
-    (:class:`~flowgeom.models.deep_linear.DeepLinearNetwork` with H = 1: a Schur complement on the
-    last layer), so :math:`k = (I + h\gamma\nabla^2 L)^{-1} h\gamma\, r`.
+    (:class:`~flowgeom.models.deep_linear.DeepLinearNetwork`: a Schur complement on the layers after
+    the first), so :math:`k = (I + h\gamma\nabla^2 L)^{-1} h\gamma\, r`.
     """
     shifted, ok = model.shifted_hessian_solver(y, hg)
     hgc = hg[:, None]

@@ -27,8 +27,10 @@ a few products of :math:`d_1 \times d_x` matrices. On the raw 10-class image pro
 n = 1136) this replaces a preconditioned GMRES of about 4 iterations per solve (each a Hessian-vector product
 and a preconditioner application) by one direct solve, exact up to round-off.
 
-Deeper networks are not covered (the head :math:`W_{H+1}\cdots W_2` is no longer a single layer); the
-caller falls back to an iterative solve.
+Deeper networks (:func:`shifted_hessian_solver_deep`) decouple the same way with the head
+:math:`Q = W_{H+1}\cdots W_2` in place of :math:`W_2`; their off-diagonal blocks are read off exact
+Hessian-vector products on the head's unit vectors (raw 48-feature images at widths (48, 12, 12, 10):
+9.5 CPU-s per basin sample against 17 with preconditioned GMRES).
 """
 
 from __future__ import annotations
@@ -143,6 +145,70 @@ def shifted_hessian_solver(net, theta, shift):
                 x1 = x1 @ U.T
             x2 = O @ x2p @ Vt
             x = np.concatenate([x1.reshape(m, -1), x2.reshape(m, -1)], axis=1)
+        return np.where(ok[:, None], x, v)
+
+    return solve, ok
+
+
+DEEP_MAX_HEAD = 600
+"""Largest head (parameters of W_2 .. W_{H+1}) whose Schur complement :func:`shifted_hessian_solver_deep` forms."""
+
+
+def shifted_hessian_solver_deep(net, theta, shift):
+    r"""Solver of :math:`(I + \eta\,\nabla^2 L(\theta))\,x = v` for H >= 2, exact: the same Schur complement.
+
+    With the head :math:`Q = W_{H+1}\cdots W_2` in place of :math:`W_2`, the first layer still decouples
+    (:math:`D = \mathrm{blockdiag}_k(\lambda_k Q^T Q)`, diagonal in the singular bases of Q), and the Schur
+    complement is taken on the :math:`n_r` head parameters. Its blocks C (first layer x head) and E (head x
+    head) have no small closed form here, so they are read off :math:`n_r` exact Hessian-vector products
+    (``net.hvp`` on the head's unit vectors), and
+    :math:`S = I + \eta E - \eta^2 C^T (I + \eta D)^{-1} C` is formed in :math:`O(n_r^2 d_1 d_x)` and
+    inverted. Returns ``(None, ok=False)`` beyond ``DEEP_MAX_HEAD`` head parameters.
+    """
+    dx, d1 = net.widths[0], net.widths[1]
+    m, n = theta.shape
+    nz = d1 * dx
+    nr = n - nz
+    if nr > DEEP_MAX_HEAD:
+        return None, np.zeros(m, dtype=bool)
+    lam, U, _ = input_eigenbasis(net)
+    eta = np.asarray(shift, dtype=np.float64).reshape(m)
+    W = net.unpack(theta)
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(theta), axis=1) & np.isfinite(eta) & (eta > 0)
+        Q = W[-1]
+        for Wj in W[-2:0:-1]:
+            Q = Q @ Wj
+        Q = np.where(ok[:, None, None], Q, 0.0)
+        mu, V = np.linalg.eigh(_mT(Q) @ Q)  # Q^T Q = V diag(mu) V^T, (m, d1)
+        mu = np.maximum(mu, 0.0)
+        et = eta[:, None, None]
+        Dinv = 1.0 / (1.0 + et * mu[:, :, None] * lam)  # (m, d1, dx) in the (V, U) basis
+        basis = np.zeros((nr, n))
+        basis[np.arange(nr), nz + np.arange(nr)] = 1.0
+        Hcols = net.hvp(theta[:, None, :], basis[None])  # (m, nr, n): row j = Hess e_{nz + j}
+        E = Hcols[:, :, nz:]  # (m, nr, nr)
+        Cw = Hcols[:, :, :nz].reshape(m, nr, d1, dx)
+        Cz = _mT(V)[:, None] @ (Cw if U is None else Cw @ U)  # (m, nr, d1, dx): rows of C^T in the basis
+        Cz = Cz.reshape(m, nr, nz)
+        CD = Cz * Dinv.reshape(m, 1, nz)
+        S = np.eye(nr) + et * E - (eta * eta)[:, None, None] * (CD @ _mT(Cz))
+        ok &= np.all(np.isfinite(S), axis=(1, 2))
+        S[~ok] = np.eye(nr)
+        Sinv = _batched_inverse(S, ok)
+    Dflat = Dinv.reshape(m, nz)
+
+    def solve(v):
+        with np.errstate(all="ignore"):
+            v1 = v[:, :nz].reshape(m, d1, dx)
+            vz = (_mT(V) @ (v1 if U is None else v1 @ U)).reshape(m, nz)
+            rhs = v[:, nz:] - eta[:, None] * (Cz @ (Dflat * vz)[:, :, None])[:, :, 0]
+            xr = (Sinv @ rhs[:, :, None])[:, :, 0]
+            xz = Dflat * (vz - eta[:, None] * (_mT(Cz) @ xr[:, :, None])[:, :, 0])
+            x1 = V @ xz.reshape(m, d1, dx)
+            if U is not None:
+                x1 = x1 @ U.T
+            x = np.concatenate([x1.reshape(m, nz), xr], axis=1)
         return np.where(ok[:, None], x, v)
 
     return solve, ok

@@ -308,8 +308,10 @@ class DeepLinearNetwork:
         theta = check_params(theta, self.n_params)
         v = check_params(v, self.n_params, "v")
         batch = np.broadcast_shapes(theta.shape[:-1], v.shape[:-1])
-        theta = np.broadcast_to(theta, batch + (self.n_params,))
-        v = np.broadcast_to(v, batch + (self.n_params,))
+        # theta and v keep their own batch shapes (the products broadcast): many directions v at one
+        # point theta (shape (m, 1, n) against (m, k, n)) cost the forward pass of theta once
+        theta = theta.reshape((1,) * (len(batch) - theta.ndim + 1) + theta.shape)
+        v = v.reshape((1,) * (len(batch) - v.ndim + 1) + v.shape)
         W = self.unpack(theta)
         V = self.unpack(v)
         L = self.n_layers
@@ -470,17 +472,18 @@ class DeepLinearNetwork:
         return solve, good
 
     def shifted_hessian_solver(self, theta: Params, shift):
-        r"""Exact solver of :math:`(I + \eta\,\nabla^2 L(\theta))\,x = v`, batched; H = 1 only.
+        r"""Exact solver of :math:`(I + \eta\,\nabla^2 L(\theta))\,x = v`, batched.
 
-        By the column structure of the first layer and a Schur complement on :math:`W_2`
-        (:mod:`flowgeom.models._dln_shifted`). Returns ``(solve, ok)`` as
-        :meth:`gauss_newton_solver` does, or ``(None, ok=False)`` for H >= 2.
+        By the column structure of the first layer and a Schur complement on the layers after it
+        (:mod:`flowgeom.models._dln_shifted`: closed-form blocks for H = 1, blocks from exact HVPs for
+        H >= 2). Returns ``(solve, ok)`` as :meth:`gauss_newton_solver` does, or ``(None, ok=False)``
+        when the head is too large (``_dln_shifted.DEEP_MAX_HEAD`` parameters).
         """
         theta = check_params(theta, self.n_params)
-        if self.depth_H != 1:
-            return None, np.zeros(theta.shape[0], dtype=bool)
-        from flowgeom.models._dln_shifted import shifted_hessian_solver
+        from flowgeom.models._dln_shifted import shifted_hessian_solver, shifted_hessian_solver_deep
 
+        if self.depth_H != 1:
+            return shifted_hessian_solver_deep(self, theta, shift)
         return shifted_hessian_solver(self, theta, shift)
 
     def hessian(self, theta: Params) -> FloatArray:
