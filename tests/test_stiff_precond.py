@@ -227,3 +227,19 @@ def test_structured_solver_is_refused_where_the_model_has_none():
         integrate(big, np.zeros(big.n_params), 1.0, method="rosenbrock", solver="structured")
     with pytest.raises(InputError, match="structured"):
         integrate(Quadratic(np.eye(3)), np.zeros(3), 1.0, method="rosenbrock", solver="structured")
+
+
+def test_deep_structured_solve_is_the_same_in_row_blocks(monkeypatch):
+    """The Hessian columns are formed in row blocks bounded in memory; the blocks change nothing."""
+    from flowgeom.models import _dln_shifted
+
+    rng = np.random.default_rng(2)
+    net = DeepLinearNetwork((5, 4, 3, 2), rng.standard_normal((2, 5)),
+                            input_factor=rng.standard_normal((5, 5)) * np.geomspace(1.0, 30.0, 5))
+    theta = net.random_params(rng, 1.0, 7)
+    eta = np.full(7, 0.3)
+    v = rng.standard_normal(theta.shape)
+    whole = net.shifted_hessian_solver(theta, eta)[0](v)
+    n_head = net.n_params - 4 * 5
+    monkeypatch.setattr(_dln_shifted, "DEEP_HVP_BYTES", 2 * 8 * n_head * net.n_params)  # 2 rows a block
+    np.testing.assert_array_equal(net.shifted_hessian_solver(theta, eta)[0](v), whole)

@@ -152,6 +152,8 @@ def shifted_hessian_solver(net, theta, shift):
 
 DEEP_MAX_HEAD = 600
 """Largest head (parameters of W_2 .. W_{H+1}) whose Schur complement :func:`shifted_hessian_solver_deep` forms."""
+DEEP_HVP_BYTES = 256 * 2**20
+"""Memory for the Hessian columns of a block of rows (the ensemble is processed in such blocks)."""
 
 
 def shifted_hessian_solver_deep(net, theta, shift):
@@ -186,7 +188,9 @@ def shifted_hessian_solver_deep(net, theta, shift):
         Dinv = 1.0 / (1.0 + et * mu[:, :, None] * lam)  # (m, d1, dx) in the (V, U) basis
         basis = np.zeros((nr, n))
         basis[np.arange(nr), nz + np.arange(nr)] = 1.0
-        Hcols = net.hvp(theta[:, None, :], basis[None])  # (m, nr, n): row j = Hess e_{nz + j}
+        # (m, nr, n): row j = Hess e_{nz + j}, in row blocks of at most DEEP_HVP_BYTES
+        rows = max(1, DEEP_HVP_BYTES // (8 * nr * n))
+        Hcols = np.concatenate([net.hvp(theta[a:a + rows, None, :], basis[None]) for a in range(0, m, rows)])
         E = Hcols[:, :, nz:]  # (m, nr, nr)
         Cw = Hcols[:, :, :nz].reshape(m, nr, d1, dx)
         Cz = _mT(V)[:, None] @ (Cw if U is None else Cw @ U)  # (m, nr, d1, dx): rows of C^T in the basis
