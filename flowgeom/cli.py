@@ -288,6 +288,9 @@ def cmd_describe(args) -> int:
 
 ATLAS_BUDGET_S = 300.0
 """Default time budget (seconds) of the atlas command's basins and transitions when their counts are not given."""
+ATLAS_SAMPLES = 2000
+ATLAS_TRANSITION_SAMPLES = 100
+"""Default counts of the atlas command (its parser leaves them None, so that a count given is told apart)."""
 
 
 def _budget(text: str):
@@ -298,11 +301,15 @@ def _budget(text: str):
 
 
 def _atlas_budget(args):
-    """The atlas's time budget: --budget, else ATLAS_BUDGET_S unless --samples or --transition-samples was given."""
+    """The atlas's time budget: --budget, else ATLAS_BUDGET_S unless --samples or --transition-samples was given;
+    fills in the default counts."""
+    given = args.samples is not None or args.transition_samples is not None
+    if args.samples is None:
+        args.samples = ATLAS_SAMPLES
+    if args.transition_samples is None:
+        args.transition_samples = ATLAS_TRANSITION_SAMPLES
     if args.budget is not None:
         return None if args.budget == "none" else args.budget
-    given = any(a == opt or a.startswith(opt + "=") for a in (args.argv or []) for opt in
-                ("--samples", "--transition-samples"))
     return None if given else ATLAS_BUDGET_S
 
 
@@ -320,6 +327,7 @@ def cmd_atlas(args) -> int:
     from flowgeom.pipeline import atlas
 
     t0 = time.perf_counter()
+    budget = _atlas_budget(args)
     target = make_target(args)
     if args.model == "diagonal" and args.transition_samples:
         raise BadInput(_NO_DIAGONAL_TRANSITIONS.replace("`transitions`", "the transition graph") +
@@ -330,7 +338,6 @@ def cmd_atlas(args) -> int:
     kind = {"linear": "the deep linear network", "diagonal": "a diagonal linear network"}.get(
         args.model, f"a {args.model} network")
     print(f"== atlas of {kind}")
-    budget = _atlas_budget(args)
     with _store_errors():
         results = atlas(
             target, samples=args.samples, transition_samples=args.transition_samples, budget=budget,
@@ -442,9 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("atlas", help="everything for one problem: strata, basins, transitions, claims, figures, "
                        "report.html")
     _add_problem_args(p)
-    _add_sampling_args(p, samples_default=2000)
-    p.add_argument("--transition-samples", type=_number("seed"), default=100,
-                   help="trajectories for the transition graph (default 100; 0 skips it)")
+    _add_sampling_args(p, samples_default=ATLAS_SAMPLES)
+    p.add_argument("--transition-samples", type=_number("seed"), default=None,
+                   help=f"trajectories for the transition graph (default {ATLAS_TRANSITION_SAMPLES}; 0 skips it)")
     p.add_argument("--transition-scale", type=_number("positive"), default=DEFAULT_TRANSITION_SCALE,
                    help="init scale for the transition graph (default: 1e-8 for H = 1, 10^(-2/(H-1)) for H >= 2)")
     p.add_argument("--strata", choices=("auto", "all", "reached"), default="auto",
@@ -456,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the cost per sample and the first N samples that fit are run")
     p.add_argument("--full-verify", action="store_true", help="run the claims audit at full size (slower)")
     p.add_argument("--no-verify", action="store_true", help="skip the claims audit (claims.md is not written)")
-    p.set_defaults(func=cmd_atlas, ranks=None, top_only=False)
+    p.set_defaults(func=cmd_atlas, ranks=None, top_only=False, samples=None)  # None: not given (_atlas_budget)
 
     p = sub.add_parser("strata", help="enumerate and linearize the critical strata; writes strata.nc")
     _add_problem_args(p)

@@ -148,14 +148,14 @@ def test_atlas_budget_default_applies_only_when_counts_are_not_given():
 
     def budget(argv):
         args = build_parser().parse_args(["atlas", *argv])
-        args.argv = ["atlas", *argv]
-        return _atlas_budget(args)
+        return _atlas_budget(args), args.samples, args.transition_samples
 
-    assert budget([]) == ATLAS_BUDGET_S
-    assert budget(["--samples", "50"]) is None
-    assert budget(["--transition-samples=0"]) is None
-    assert budget(["--budget", "none"]) is None
-    assert budget(["--samples", "50", "--budget", "20"]) == 20.0
+    assert budget([]) == (ATLAS_BUDGET_S, 2000, 100)
+    assert budget(["--samples", "50"]) == (None, 50, 100)
+    assert budget(["--sample", "50"]) == (None, 50, 100)  # an abbreviation argparse accepts
+    assert budget(["--transition-samples=0"]) == (None, 2000, 0)
+    assert budget(["--budget", "none"]) == (None, 2000, 100)
+    assert budget(["--samples", "50", "--budget", "20"]) == (20.0, 50, 100)
 
 
 def test_atlas_with_a_budget_records_the_request(tmp_path):

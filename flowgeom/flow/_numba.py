@@ -89,6 +89,76 @@ if HAVE_NUMBA:
                 yn[q] = y[q] + a0 * K[0, q] + a2 * K[2, q] + a3 * K[3, q] + a4 * K[4, q] + a5 * K[5, q]
 
     @njit(cache=True)
+    def _start(i, y, lval, gn, ts, t0, max_norm, grad_tol, store, ys, loss_s, gn_s):
+        """Save slots at or before t0 get the initial state; returns (next save slot, initial status)."""
+        js = 0
+        while js < ts.shape[0] and ts[js] <= t0:
+            if store:
+                ys[i, js, :] = y
+            loss_s[i, js] = lval
+            gn_s[i, js] = gn
+            js += 1
+        status = _RUNNING
+        if not np.isfinite(gn) or _norm(y) > max_norm:
+            status = _DIVERGED
+        elif gn <= grad_tol:
+            status = _CONVERGED
+        return js, status
+
+    @njit(cache=True)
+    def _initial_step(y, f, yn, fs, t0, t1, rtol, atol, exponent,
+                      is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M):
+        """Hairer's starting step (II.4, as flowgeom.flow._base._initial_step) with
+        ``exponent`` = 1 / (order + 1); costs one gradient (at yn), which the caller counts."""
+        n = y.shape[0]
+        d0 = 0.0
+        d1 = 0.0
+        for q in range(n):
+            sc = atol + abs(y[q]) * rtol
+            d0 += (y[q] / sc) ** 2
+            d1 += (f[q] / sc) ** 2
+        d0 = np.sqrt(d0 / n)
+        d1 = np.sqrt(d1 / n)
+        if d0 < 1e-5 or d1 < 1e-5:
+            h0 = 1e-6
+        else:
+            h0 = 0.01 * d0 / d1
+        h0 = min(h0, t1 - t0)
+        for q in range(n):
+            yn[q] = y[q] + h0 * f[q]
+        _rhs(yn, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+        d2 = 0.0
+        for q in range(n):
+            sc = atol + abs(y[q]) * rtol
+            d2 += ((fs[q] - f[q]) / sc) ** 2
+        d2 = np.sqrt(d2 / n) / h0
+        dm = max(d1, d2)
+        if not dm > 1e-15:
+            hb = max(1e-6, h0 * 1e-3)
+        else:
+            hb = (0.01 / dm) ** exponent
+        return min(min(100 * h0, hb), t1 - t0)
+
+    @njit(cache=True)
+    def _drift_scale(y, c0, wts, shp, off):
+        """c0 = the invariants at y (in place); returns 1 + their weighted norm, the drift's denominator."""
+        _conserved(y, c0, shp, off)
+        s = 0.0
+        for q in range(wts.shape[0]):
+            s += wts[q] * c0[q] * c0[q]
+        return 1.0 + np.sqrt(s)
+
+    @njit(cache=True)
+    def _drift(y, cc, c0, c0s, wts, shp, off):
+        """Weighted norm of the invariants' change from c0 to y, over ``c0s`` (inf when not finite)."""
+        _conserved(y, cc, shp, off)
+        dd = 0.0
+        for q in range(wts.shape[0]):
+            dd += wts[q] * (cc[q] - c0[q]) ** 2
+        dd = np.sqrt(dd) / c0s
+        return dd if np.isfinite(dd) else np.inf
+
+    @njit(cache=True)
     def _fill_nan(i, js, ys, loss_s, gn_s, store):
         """Save slots js.. of trajectory i that were never reached (outputs are allocated uninitialised)."""
         for j in range(js, loss_s.shape[1]):
@@ -145,63 +215,20 @@ if HAVE_NUMBA:
         fs = np.empty(n)
         err = np.empty(n)
         r5v = np.empty(n)
-        kc = wts.shape[0]
-        c0 = np.empty(kc)
-        cc = np.empty(kc)
-        _conserved(y, c0, shp, off)
-        c0s = 0.0
-        for q in range(kc):
-            c0s += wts[q] * c0[q] * c0[q]
-        c0s = 1.0 + np.sqrt(c0s)
+        c0 = np.empty(wts.shape[0])
+        cc = np.empty(wts.shape[0])
+        c0s = _drift_scale(y, c0, wts, shp, off)
         drift = 0.0
         n_rhs = 1
         n_steps = 0
         lval = _rhs(y, K[0], is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
-        gn = _norm(K[0])
-        js = 0
-        while js < S and ts[js] <= t0:
-            if store:
-                ys[i, js, :] = y
-            loss_s[i, js] = lval
-            gn_s[i, js] = gn
-            js += 1
+        js, status = _start(i, y, lval, _norm(K[0]), ts, t0, max_norm, grad_tol, store, ys, loss_s, gn_s)
         t = t0
-        status = _RUNNING
-        if not np.isfinite(gn) or _norm(y) > max_norm:
-            status = _DIVERGED
-        elif gn <= grad_tol:
-            status = _CONVERGED
         h = dt0
         if status == _RUNNING and adaptive and dt0 <= 0.0:
-            # initial step (Hairer II.4), as flowgeom.integrate._initial_step
-            d0 = 0.0
-            d1 = 0.0
-            for q in range(n):
-                sc = atol + abs(y[q]) * rtol
-                d0 += (y[q] / sc) ** 2
-                d1 += (K[0, q] / sc) ** 2
-            d0 = np.sqrt(d0 / n)
-            d1 = np.sqrt(d1 / n)
-            if d0 < 1e-5 or d1 < 1e-5:
-                h0 = 1e-6
-            else:
-                h0 = 0.01 * d0 / d1
-            h0 = min(h0, t1 - t0)
-            for q in range(n):
-                yn[q] = y[q] + h0 * K[0, q]
-            _rhs(yn, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            h = _initial_step(y, K[0], yn, fs, t0, t1, rtol, atol, 1.0 / 5.0,
+                              is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
             n_rhs += 1
-            d2 = 0.0
-            for q in range(n):
-                sc = atol + abs(y[q]) * rtol
-                d2 += ((fs[q] - K[0, q]) / sc) ** 2
-            d2 = np.sqrt(d2 / n) / h0
-            dm = max(d1, d2)
-            if not dm > 1e-15:
-                hb = max(1e-6, h0 * 1e-3)
-            else:
-                hb = (0.01 / dm) ** (1.0 / 5.0)
-            h = min(min(100 * h0, hb), t1 - t0)
         rejected = False
         attempts = 0
         while status == _RUNNING:
@@ -252,14 +279,7 @@ if HAVE_NUMBA:
                         js += 1
                 n_steps += 1
                 big = _norm(yn) > max_norm
-                _conserved(yn, cc, shp, off)
-                dd = 0.0
-                for q in range(kc):
-                    dd += wts[q] * (cc[q] - c0[q]) ** 2
-                dd = np.sqrt(dd) / c0s
-                if not np.isfinite(dd):
-                    dd = np.inf
-                drift = max(drift, dd)
+                drift = max(drift, _drift(yn, cc, c0, c0s, wts, shp, off))
                 if big:
                     status = _DIVERGED  # keep the last good state
                 else:

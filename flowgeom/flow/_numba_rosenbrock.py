@@ -39,15 +39,8 @@ from flowgeom.flow._status import RUNNING as _RUNNING
 if HAVE_NUMBA:
     from numba import njit
 
-    from flowgeom.flow._numba import _finish_row, _rms_scaled
-    from flowgeom.flow._numba_dln import (
-        _allfinite,
-        _conserved,
-        _hessian,
-        _norm,
-        _rhs,
-        _step_factor_exp,
-    )
+    from flowgeom.flow._numba import _drift, _drift_scale, _finish_row, _initial_step, _rms_scaled, _start
+    from flowgeom.flow._numba_dln import _allfinite, _hessian, _norm, _rhs, _step_factor_exp
 
     @njit(cache=True)
     def _lu(A, piv):
@@ -125,63 +118,20 @@ if HAVE_NUMBA:
         err = np.empty(n)
         q1 = np.empty(n)
         q2 = np.empty(n)
-        kc = wts.shape[0]
-        c0 = np.empty(kc)
-        cc = np.empty(kc)
-        _conserved(y, c0, shp, off)
-        c0s = 0.0
-        for q in range(kc):
-            c0s += wts[q] * c0[q] * c0[q]
-        c0s = 1.0 + np.sqrt(c0s)
+        c0 = np.empty(wts.shape[0])
+        cc = np.empty(wts.shape[0])
+        c0s = _drift_scale(y, c0, wts, shp, off)
         drift = 0.0
         n_rhs = 1
         n_steps = 0
         lval = _rhs(y, f, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
-        gn = _norm(f)
-        js = 0
-        while js < S and ts[js] <= t0:
-            if store:
-                ys[i, js, :] = y
-            loss_s[i, js] = lval
-            gn_s[i, js] = gn
-            js += 1
+        js, status = _start(i, y, lval, _norm(f), ts, t0, max_norm, grad_tol, store, ys, loss_s, gn_s)
         t = t0
-        status = _RUNNING
-        if not np.isfinite(gn) or _norm(y) > max_norm:
-            status = _DIVERGED
-        elif gn <= grad_tol:
-            status = _CONVERGED
         h = dt0
         if status == _RUNNING and adaptive and dt0 <= 0.0:
-            # initial step (Hairer II.4), as flowgeom.flow._base._initial_step with the tableau's order
-            d0 = 0.0
-            d1 = 0.0
-            for q in range(n):
-                sc = atol + abs(y[q]) * rtol
-                d0 += (y[q] / sc) ** 2
-                d1 += (f[q] / sc) ** 2
-            d0 = np.sqrt(d0 / n)
-            d1 = np.sqrt(d1 / n)
-            if d0 < 1e-5 or d1 < 1e-5:
-                h0 = 1e-6
-            else:
-                h0 = 0.01 * d0 / d1
-            h0 = min(h0, t1 - t0)
-            for q in range(n):
-                yn[q] = y[q] + h0 * f[q]
-            _rhs(yn, fs, is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
+            h = _initial_step(y, f, yn, fs, t0, t1, rtol, atol, init_exp,
+                              is_h1, shp, off, T, Tf, R, has_R, c, pre, pre_off, bufA, bufB, M)
             n_rhs += 1
-            d2 = 0.0
-            for q in range(n):
-                sc = atol + abs(y[q]) * rtol
-                d2 += ((fs[q] - f[q]) / sc) ** 2
-            d2 = np.sqrt(d2 / n) / h0
-            dm = max(d1, d2)
-            if not dm > 1e-15:
-                hb = max(1e-6, h0 * 1e-3)
-            else:
-                hb = (0.01 / dm) ** init_exp
-            h = min(min(100 * h0, hb), t1 - t0)
         rejected = False
         attempts = 0
         have_hess = False
@@ -280,14 +230,7 @@ if HAVE_NUMBA:
                         f[q] = f1[q]
                     t = t_new
                     have_hess = False
-                    _conserved(y, cc, shp, off)
-                    dd = 0.0
-                    for q in range(kc):
-                        dd += wts[q] * (cc[q] - c0[q]) ** 2
-                    dd = np.sqrt(dd) / c0s
-                    if not np.isfinite(dd):
-                        dd = np.inf
-                    drift = max(drift, dd)
+                    drift = max(drift, _drift(y, cc, c0, c0s, wts, shp, off))
                     if gn1 <= grad_tol:
                         status = _CONVERGED
                     elif t_new >= t1:

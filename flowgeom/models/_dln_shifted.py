@@ -42,7 +42,7 @@ from flowgeom.models.deep_linear import _batched_inverse, _mT
 
 def input_eigenbasis(net):
     r"""``(lam, U, T_tilde)``: :math:`R R^T = U \mathrm{diag}(\lambda) U^T` and :math:`\tilde T = T R^T U` (cached)."""
-    cached = getattr(net, "_shifted_basis", None)
+    cached = net._shifted_basis
     if cached is not None:
         return cached
     dx = net.widths[0]

@@ -130,6 +130,9 @@ class DeepLinearNetwork:
     _shapes: tuple[tuple[int, int], ...] = field(init=False, repr=False)
     _offsets: tuple[int, ...] = field(init=False, repr=False)
     _RRt: FloatArray | None = field(init=False, repr=False)
+    # eigenbasis of R R^T for the structured shifted-Hessian solves, computed on first use
+    # (flowgeom.models._dln_shifted.input_eigenbasis)
+    _shifted_basis: tuple | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self):
         w = validate_widths(self.widths)

@@ -213,11 +213,12 @@ def _integrate_ensemble(net, theta0, t1, *, method, progress, **kw):
             bar.update(tr.status.shape[0])
 
         with _interrupts() as guard:
+            handle = guard(handle)
             if workers >= 2:
-                run_processes(_integrate_part, (net, t1, method, kw), tasks, workers, guard(handle))
+                run_processes(_integrate_part, (net, t1, method, kw), tasks, workers, handle)
             else:
                 for a, th in tasks:
-                    guard(handle)(_integrate_part((net, t1, method, kw), a, th))
+                    handle(_integrate_part((net, t1, method, kw), a, th))
     traj = _concat_trajectories([parts[a] for a, _ in tasks])
     return traj if info is None else dataclasses.replace(traj, info=info)
 
